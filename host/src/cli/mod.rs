@@ -1,0 +1,67 @@
+//! The `sluice` command line.
+
+mod outbox;
+mod send;
+mod serve;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Config, Overrides};
+
+#[derive(Debug, Parser)]
+#[command(name = "sluice", version, about = "HL7 v2 integration engine: durable MLLP ingest, programmable with Wasm plugins")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the engine.
+    Serve(ConfigArgs),
+    /// Send messages over MLLP and print their ACKs, or generate load.
+    Send(send::SendArgs),
+    /// Inspect connector outboxes (works while the server runs).
+    #[command(subcommand)]
+    Outbox(outbox::OutboxCommand),
+    /// Print the effective configuration (all layers applied) as TOML.
+    Config(ConfigArgs),
+}
+
+/// The configuration layers every command that reads config accepts.
+#[derive(Debug, Clone, Args)]
+pub struct ConfigArgs {
+    /// A TOML config file; repeat for several, later ones win.
+    #[arg(long = "config", short = 'c', value_name = "FILE")]
+    pub config: Vec<PathBuf>,
+    /// MLLP listen address (config `listen`).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Store directory (config `data_dir`).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Plugins directory (config `plugins_dir`).
+    #[arg(long, value_name = "DIR")]
+    pub plugins_dir: Option<PathBuf>,
+}
+
+impl ConfigArgs {
+    pub fn load(&self) -> anyhow::Result<Config> {
+        let overrides = Overrides { listen: self.listen.clone(), data_dir: self.data_dir.clone(), plugins_dir: self.plugins_dir.clone() };
+        Ok(Config::load(&self.config, &overrides)?)
+    }
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+    match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Send(args) => send::run(args),
+        Command::Outbox(command) => outbox::run(command),
+        Command::Config(args) => {
+            print!("{}", toml::to_string(&args.load()?)?);
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,35 @@
+//! `sluice serve`.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use tokio_util::sync::CancellationToken;
+
+use super::ConfigArgs;
+use crate::config::{Config, LogFormat};
+
+pub fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
+    let config = args.load()?;
+    init_logging(&config);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("sluice").build()?;
+    runtime.block_on(async move {
+        let shutdown = CancellationToken::new();
+        crate::server::cancel_on_signals(shutdown.clone())?;
+        crate::server::run(config, shutdown, |addr| {
+            // The readiness line scripts and tests wait for (the port may be 0 in config).
+            println!("sluice listening on {addr}");
+            let _ = std::io::stdout().flush();
+        })
+        .await
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::new(&config.log.level);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

@@ -1,0 +1,83 @@
+use std::path::PathBuf;
+use std::time::Duration;
+
+use figment::Jail;
+
+use super::*;
+
+fn load(files: &[&str], overrides: &Overrides) -> Result<Config, String> {
+    let files: Vec<PathBuf> = files.iter().map(PathBuf::from).collect();
+    Config::load(&files, overrides).map_err(|e| e.to_string())
+}
+
+#[test]
+fn defaults_need_no_file() {
+    Jail::expect_with(|_| {
+        let config = load(&[], &Overrides::default()).unwrap();
+        assert_eq!(config, Config::default());
+        assert_eq!(config.listen, "0.0.0.0:2575");
+        assert_eq!(config.data_dir, PathBuf::from("./data"));
+        assert_eq!(config.max_frame_size, ByteSize(2 * 1024 * 1024));
+        assert_eq!(config.frame_timeout, Duration::from_secs(60));
+        assert_eq!(config.idle_timeout, Duration::from_secs(30));
+        assert_eq!(config.dedupe_window, Duration::from_secs(86400));
+        Ok(())
+    });
+}
+
+#[test]
+fn layers_files_then_environment_then_flags() {
+    Jail::expect_with(|jail| {
+        jail.create_file("a.toml", "listen = \"127.0.0.1:1000\"\nidle_timeout = \"5s\"\n[connectors.lab]\n[connectors.archive]\nplugin = \"file\"\nconfig = { dir = \"/tmp\" }")?;
+        jail.create_file("b.toml", "listen = \"127.0.0.1:2000\"\nmax_frame_size = \"64KiB\"\n[charset]\ndefault = \"8859/1\"")?;
+        jail.set_env("SLUICE_DATA_DIR", "/env/data");
+        jail.set_env("SLUICE_CHARSET__FORCE", "true");
+        let config = load(&["a.toml", "b.toml"], &Overrides { data_dir: Some("/flag/data".into()), ..Overrides::default() }).unwrap();
+        assert_eq!(config.listen, "127.0.0.1:2000", "later file wins");
+        assert_eq!(config.idle_timeout, Duration::from_secs(5), "earlier file still applies");
+        assert_eq!(config.max_frame_size, ByteSize(64 * 1024));
+        assert_eq!(config.charset.default, crate::hl7::Charset::Latin1);
+        assert!(config.charset.force, "environment applies");
+        assert_eq!(config.data_dir, PathBuf::from("/flag/data"), "flags win over environment");
+        assert_eq!(config.connector_names(), ["archive", "lab"]);
+        assert_eq!(config.connectors["archive"].plugin.as_deref(), Some("file"));
+        Ok(())
+    });
+}
+
+#[test]
+fn refuses_unknown_keys_and_bad_values_naming_the_key() {
+    Jail::expect_with(|jail| {
+        let cases = [
+            ("listne = \"0.0.0.0:1\"", "listne"),
+            ("frame_timeout = \"soon\"", "frame_timeout"),
+            ("max_frame_size = \"2 parsecs\"", "max_frame_size"),
+            ("max_frame_size = 10", "max_frame_size"),
+            ("listen = \"nowhere\"", "listen"),
+            ("idle_timeout = \"0s\"", "idle_timeout"),
+            ("[charset]\ndefault = \"EBCDIC\"", "default"),
+            ("[connectors.\"bad name\"]", "connectors.bad name"),
+            ("[connectors.lab]\nretries = 3", "retries"),
+            ("[log]\nlevel = \"[\"", "log.level"),
+        ];
+        for (i, (text, key)) in cases.iter().enumerate() {
+            let file = format!("bad{i}.toml");
+            jail.create_file(&file, text)?;
+            let err = load(&[&file], &Overrides::default()).unwrap_err();
+            assert!(err.contains(key), "{text:?} gave {err}");
+        }
+        let err = load(&["missing.toml"], &Overrides::default()).unwrap_err();
+        assert!(err.contains("missing.toml"), "{err}");
+        Ok(())
+    });
+}
+
+#[test]
+fn environment_typos_are_refused_too() {
+    Jail::expect_with(|jail| {
+        jail.set_env("SLUICE_IDLE_TIMOUT", "5s");
+        let err = load(&[], &Overrides::default()).unwrap_err();
+        assert!(err.contains("idle_timout"), "{err}");
+        Ok(())
+    });
+}

@@ -1,0 +1,14 @@
+//! Sluice: an HL7 v2 integration engine. The modules follow the message path:
+//! `mllp` (transport) → `hl7` (parsing) → `pipeline` (validate, route) →
+//! `outbox` (durable store) → `ack` (the answer).
+
+pub mod ack;
+pub mod cli;
+pub mod config;
+pub mod hl7;
+pub mod metrics;
+pub mod mllp;
+pub mod outbox;
+pub mod pipeline;
+pub mod send;
+pub mod server;

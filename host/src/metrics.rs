@@ -1,0 +1,58 @@
+//! Process-wide counters: what the listener and the pipeline saw. Read by the
+//! shutdown summary now and by the admin endpoint later.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::ack::AckCode;
+
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    pub fn inc(&self) {
+        self.add(1);
+    }
+
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn dec(&self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub connections_open: Counter,
+    pub connections_accepted: Counter,
+    /// Closed at once because `max_connections` were open.
+    pub connections_refused: Counter,
+    pub frames: Counter,
+    /// Bytes outside frames (and of abandoned frames), ignored.
+    pub ignored_bytes: Counter,
+    pub oversized_frames: Counter,
+    pub frame_timeouts: Counter,
+    pub idle_timeouts: Counter,
+    pub duplicates: Counter,
+    /// ACKs sent, by MSA-1 code, in [`AckCode`] order; and messages answered with none.
+    pub acks: [Counter; 6],
+    pub acks_suppressed: Counter,
+}
+
+impl Metrics {
+    pub fn record_ack(&self, code: Option<AckCode>) {
+        match code {
+            Some(code) => self.acks[code as usize].inc(),
+            None => self.acks_suppressed.inc(),
+        }
+    }
+
+    pub fn ack_count(&self, code: AckCode) -> u64 {
+        self.acks[code as usize].get()
+    }
+}

@@ -1,0 +1,155 @@
+//! One MLLP connection: read frames, process each in order, write its ACK.
+//! Every wait is bounded: `idle_timeout` between frames, `frame_timeout`
+//! from a frame's first byte to its last, and writes to a peer that does not
+//! read. Nothing the peer sends makes this task panic or buffer without bound.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::{Instant, timeout, timeout_at};
+use tokio_util::codec::{Decoder, Encoder};
+use tokio_util::sync::CancellationToken;
+
+use super::{Framing, MllpCodec, MllpEvent};
+use crate::ack::{ErrorCode, Issue, Outcome};
+use crate::metrics::Metrics;
+use crate::pipeline::Pipeline;
+
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    pub framing: Framing,
+    pub max_frame_size: usize,
+    pub frame_timeout: Duration,
+    pub idle_timeout: Duration,
+}
+
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Why a connection ended, for the log.
+#[derive(Debug)]
+enum Closed {
+    ByPeer,
+    Idle,
+    FrameTimeout,
+    Oversized,
+    Shutdown,
+    Io(std::io::Error),
+}
+
+pub(super) async fn serve<S>(mut stream: S, peer: SocketAddr, limits: ConnectionLimits, pipeline: Arc<Pipeline>, metrics: Arc<Metrics>, shutdown: CancellationToken)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut codec = MllpCodec::new(limits.framing, limits.max_frame_size);
+    let mut conn = Connection { peer, limits, pipeline, metrics: metrics.clone(), out: BytesMut::new() };
+    let closed = conn.run(&mut stream, &mut codec, shutdown).await;
+    metrics.ignored_bytes.add(codec.ignored_bytes());
+    let _ = timeout(limits.idle_timeout, stream.shutdown()).await;
+    match &closed {
+        Closed::Io(err) => tracing::info!(%peer, error = %err, ignored_bytes = codec.ignored_bytes(), "connection closed"),
+        reason => tracing::debug!(%peer, ?reason, ignored_bytes = codec.ignored_bytes(), "connection closed"),
+    }
+}
+
+struct Connection {
+    peer: SocketAddr,
+    limits: ConnectionLimits,
+    pipeline: Arc<Pipeline>,
+    metrics: Arc<Metrics>,
+    out: BytesMut,
+}
+
+impl Connection {
+    async fn run<S>(&mut self, stream: &mut S, codec: &mut MllpCodec, shutdown: CancellationToken) -> Closed
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let mut buf = BytesMut::with_capacity(READ_CHUNK);
+        let mut idle_since = Instant::now();
+        let mut frame = (codec.frames_started(), Instant::now());
+        loop {
+            // Every complete frame already buffered is answered before reading more.
+            loop {
+                let event = match codec.decode(&mut buf) {
+                    Ok(Some(event)) => event,
+                    Ok(None) => break,
+                    Err(err) => return Closed::Io(err),
+                };
+                match event {
+                    MllpEvent::Frame(payload) => {
+                        self.metrics.frames.inc();
+                        let reply = self.pipeline.process(payload, self.peer).await;
+                        if let Some(ack) = reply.ack
+                            && let Err(err) = self.send(stream, codec, &ack).await
+                        {
+                            return Closed::Io(err);
+                        }
+                        idle_since = Instant::now();
+                    }
+                    MllpEvent::Oversized { head, limit } => {
+                        self.metrics.oversized_frames.inc();
+                        tracing::warn!(peer = %self.peer, limit, "frame larger than max_frame_size refused; closing");
+                        let issue = Issue::new(ErrorCode::APPLICATION_INTERNAL_ERROR, format!("message larger than max_frame_size ({limit} bytes)"));
+                        self.refuse(stream, codec, &head, issue).await;
+                        return Closed::Oversized;
+                    }
+                }
+            }
+            if codec.frames_started() != frame.0 {
+                frame = (codec.frames_started(), Instant::now());
+            }
+            let deadline = if codec.in_frame() { frame.1 + self.limits.frame_timeout } else { idle_since + self.limits.idle_timeout };
+
+            buf.reserve(READ_CHUNK);
+            let read = tokio::select! {
+                read = timeout_at(deadline, stream.read_buf(&mut buf)) => read,
+                // Between frames a shutdown closes at once; a frame being
+                // received is finished first (bounded by frame_timeout).
+                _ = shutdown.cancelled(), if !codec.in_frame() => return Closed::Shutdown,
+            };
+            match read {
+                Ok(Ok(0)) => return Closed::ByPeer,
+                Ok(Ok(_)) => {}
+                Ok(Err(err)) => return Closed::Io(err),
+                Err(_) if codec.in_frame() => {
+                    self.metrics.frame_timeouts.inc();
+                    tracing::warn!(peer = %self.peer, timeout = ?self.limits.frame_timeout, "frame not completed within frame_timeout; closing");
+                    let partial = codec.partial_frame(&buf).unwrap_or_default().to_vec();
+                    let issue = Issue::new(
+                        ErrorCode::APPLICATION_INTERNAL_ERROR,
+                        format!("message not completed within frame_timeout ({})", humantime::format_duration(self.limits.frame_timeout)),
+                    );
+                    self.refuse(stream, codec, &partial, issue).await;
+                    return Closed::FrameTimeout;
+                }
+                Err(_) => {
+                    self.metrics.idle_timeouts.inc();
+                    return Closed::Idle;
+                }
+            }
+        }
+    }
+
+    /// Sends an AR for a frame that will not be processed, if its MSH can be read.
+    async fn refuse<S: AsyncWrite + Unpin>(&mut self, stream: &mut S, codec: &mut MllpCodec, head: &[u8], issue: Issue) {
+        if crate::hl7::Message::parse_header_of_partial(head).is_none() {
+            return;
+        }
+        if let Some(ack) = self.pipeline.refuse_unparsed(head, Outcome::Rejected(issue)).ack {
+            let _ = self.send(stream, codec, &ack).await;
+        }
+    }
+
+    /// Writes one ACK; a peer that does not read it within `idle_timeout` is dropped.
+    async fn send<S: AsyncWrite + Unpin>(&mut self, stream: &mut S, codec: &mut MllpCodec, ack: &[u8]) -> std::io::Result<()> {
+        self.out.clear();
+        codec.encode(ack, &mut self.out)?;
+        match timeout(self.limits.idle_timeout, stream.write_all(&self.out)).await {
+            Ok(result) => result,
+            Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "peer does not read its ACKs")),
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! Group commit. One thread owns every write: it takes all requests waiting
+//! in its queue, decides duplicates, assigns message IDs and per-connector
+//! sequence numbers, writes them as one `WriteBatch` with the WAL synced, and
+//! answers every waiting connection. Concurrent connections share one fsync;
+//! one writer makes sequence numbers monotonic without locks.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use rocksdb::{DB, WriteBatch, WriteOptions};
+use tokio::sync::oneshot;
+
+use super::keys;
+use super::record::{DedupeEntry, MessageMeta, encode_message};
+use super::{Committed, StoreError};
+
+/// Requests written in one batch at most; bounds the latency one fsync adds.
+const MAX_BATCH: usize = 512;
+
+/// An accepted message, ready to be made durable.
+#[derive(Debug)]
+pub struct NewMessage {
+    pub meta: MessageMeta,
+    pub raw: Bytes,
+    /// Raw MSH-3, MSH-4 and MSH-10, the duplicate key.
+    pub dedupe_key: Vec<u8>,
+    pub content_hash: u128,
+    /// The connectors whose outbox takes it, in config order.
+    pub connectors: Vec<Arc<str>>,
+    /// The ACK that will be sent if this commit succeeds, kept for duplicates.
+    pub ack: Option<Bytes>,
+}
+
+pub(super) struct CommitRequest {
+    pub message: NewMessage,
+    pub reply: oneshot::Sender<Result<Committed, StoreError>>,
+}
+
+pub(super) struct Committer {
+    pub db: Arc<DB>,
+    pub dedupe_window: Duration,
+    pub next_message_id: u64,
+    pub last_seq: HashMap<Arc<str>, u64>,
+}
+
+impl Committer {
+    pub fn run(mut self, requests: Receiver<CommitRequest>) {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        while let Ok(first) = requests.recv() {
+            batch.push(first);
+            while batch.len() < MAX_BATCH {
+                match requests.try_recv() {
+                    Ok(request) => batch.push(request),
+                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+                }
+            }
+            self.commit(&mut batch);
+        }
+    }
+
+    fn commit(&mut self, requests: &mut Vec<CommitRequest>) {
+        let result = self.write(requests);
+        if let Err(err) = &result {
+            tracing::error!(error = %err, messages = requests.len(), "durable write failed; the batch is answered with AE");
+        }
+        for (i, request) in requests.drain(..).enumerate() {
+            let outcome = match &result {
+                Ok(outcomes) => Ok(outcomes[i].clone()),
+                Err(err) => Err(err.clone()),
+            };
+            // A connection that went away no longer waits for its answer.
+            let _ = request.reply.send(outcome);
+        }
+    }
+
+    fn write(&mut self, requests: &[CommitRequest]) -> Result<Vec<Committed>, StoreError> {
+        let messages = self.db.cf_handle(keys::MESSAGES).ok_or(StoreError::MissingColumnFamily(keys::MESSAGES))?;
+        let outbox = self.db.cf_handle(keys::OUTBOX).ok_or(StoreError::MissingColumnFamily(keys::OUTBOX))?;
+        let dedupe = self.db.cf_handle(keys::DEDUPE).ok_or(StoreError::MissingColumnFamily(keys::DEDUPE))?;
+        let meta = self.db.cf_handle(keys::META).ok_or(StoreError::MissingColumnFamily(keys::META))?;
+
+        let mut batch = WriteBatch::default();
+        let mut outcomes = Vec::with_capacity(requests.len());
+        // Dedupe entries written by this batch, so duplicates within it are found too.
+        let mut pending: HashMap<&[u8], DedupeEntry> = HashMap::new();
+        let mut next_id = self.next_message_id;
+        let mut last_seq = self.last_seq.clone();
+
+        for CommitRequest { message, .. } in requests {
+            let dedupe_on = !self.dedupe_window.is_zero();
+            if dedupe_on {
+                let earlier = match pending.get(&message.dedupe_key[..]) {
+                    Some(entry) => Some(entry.clone()),
+                    None => self.db.get_cf(&dedupe, &message.dedupe_key)?.as_deref().and_then(DedupeEntry::decode),
+                };
+                if let Some(earlier) = earlier.filter(|e| within(e.received_at_ms, message.meta.received_at_ms, self.dedupe_window)) {
+                    if earlier.content_hash == message.content_hash {
+                        outcomes.push(Committed::Duplicate { message_id: earlier.message_id, ack: earlier.ack });
+                        continue;
+                    }
+                    tracing::warn!(
+                        control_id = %message.meta.control_id,
+                        sender = %message.meta.sending_application,
+                        earlier_message_id = earlier.message_id,
+                        "control ID reused with different content; stored as a new message"
+                    );
+                }
+            }
+            let id = next_id;
+            next_id += 1;
+            batch.put_cf(&messages, keys::message_key(id), encode_message(&message.meta, &message.raw));
+            for connector in &message.connectors {
+                let seq = last_seq.entry(connector.clone()).or_insert(0);
+                *seq += 1;
+                batch.put_cf(&outbox, keys::queue_key(connector, *seq), keys::message_key(id));
+            }
+            if dedupe_on {
+                let entry = DedupeEntry {
+                    received_at_ms: message.meta.received_at_ms,
+                    content_hash: message.content_hash,
+                    message_id: id,
+                    ack: message.ack.clone(),
+                };
+                batch.put_cf(&dedupe, &message.dedupe_key, entry.encode());
+                pending.insert(&message.dedupe_key, entry);
+            }
+            outcomes.push(Committed::Stored { message_id: id });
+        }
+
+        if next_id != self.next_message_id {
+            // Numbers advance even if the write fails: a batch that reached
+            // the WAL before the failure must never be overwritten.
+            let previous_seq = std::mem::replace(&mut self.last_seq, last_seq);
+            self.next_message_id = next_id;
+            batch.put_cf(&meta, keys::NEXT_MESSAGE_ID, next_id.to_be_bytes());
+            for (connector, seq) in &self.last_seq {
+                if previous_seq.get(connector) != Some(seq) {
+                    batch.put_cf(&meta, keys::last_seq_key(connector), seq.to_be_bytes());
+                }
+            }
+            let mut options = WriteOptions::default();
+            options.set_sync(true);
+            self.db.write_opt(batch, &options)?;
+        }
+        Ok(outcomes)
+    }
+}
+
+fn within(earlier_ms: u64, now_ms: u64, window: Duration) -> bool {
+    now_ms.saturating_sub(earlier_ms) <= window.as_millis() as u64
+}

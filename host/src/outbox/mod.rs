@@ -1,0 +1,34 @@
+//! The durable store: every accepted message and its outbox entries, written
+//! together with the WAL synced before the sender gets its ACK (DESIGN §4).
+
+mod committer;
+mod keys;
+mod reader;
+mod record;
+mod store;
+
+pub use committer::NewMessage;
+pub use reader::{OutboxEntry, QueueDepth, StoreReader};
+pub use record::MessageMeta;
+pub use keys::dedupe_key;
+pub use store::{CommitHandle, Store, StoreOptions, now_ms};
+
+/// The result of a commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Committed {
+    /// Written; durable in every outbox it was routed to.
+    Stored { message_id: u64 },
+    /// The same message (sender, control ID, content) was stored within the
+    /// dedupe window: nothing new is written, the earlier ACK is repeated.
+    Duplicate { message_id: u64, ack: Option<bytes::Bytes> },
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage error: {0}")]
+    Rocks(#[from] rocksdb::Error),
+    #[error("column family `{0}` is missing from the store")]
+    MissingColumnFamily(&'static str),
+    #[error("the store is shut down")]
+    Closed,
+}

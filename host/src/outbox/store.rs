@@ -1,0 +1,116 @@
+//! Opening the RocksDB store, recovering counters, and the handle the
+//! pipeline commits through.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use rocksdb::{ColumnFamilyDescriptor, DB, DBCompressionType, Options};
+use tokio::sync::oneshot;
+
+use super::committer::{CommitRequest, Committer, NewMessage};
+use super::record::DedupeEntry;
+use super::{Committed, StoreError, keys};
+
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// How long a message is remembered for duplicate suppression; zero turns it off.
+    pub dedupe_window: Duration,
+}
+
+/// The open store: owns the database and the committer thread.
+pub struct Store {
+    db: Arc<DB>,
+    handle: CommitHandle,
+    committer: Option<JoinHandle<()>>,
+}
+
+/// A cheap, cloneable handle to commit messages through.
+#[derive(Clone)]
+pub struct CommitHandle {
+    requests: mpsc::Sender<CommitRequest>,
+}
+
+impl CommitHandle {
+    /// Makes a message durable (or finds it is a duplicate). Resolves after
+    /// the batch holding it is fsync'd.
+    pub async fn commit(&self, message: NewMessage) -> Result<Committed, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.requests.send(CommitRequest { message, reply }).map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+/// Column family options: no compression (none is built in, keeping the cold
+/// build short; HL7 text is small and the volume is bounded by delivery).
+pub(super) fn cf_options() -> Options {
+    let mut opts = Options::default();
+    opts.set_compression_type(DBCompressionType::None);
+    opts
+}
+
+impl Store {
+    pub fn open(dir: &Path, options: StoreOptions, connectors: &[Arc<str>]) -> anyhow::Result<Store> {
+        std::fs::create_dir_all(dir).with_context(|| format!("failed to create data directory {}", dir.display()))?;
+        let mut db_opts = cf_options();
+        db_opts.create_if_missing(true);
+        db_opts.create_missing_column_families(true);
+        db_opts.set_keep_log_file_num(5);
+
+        let descriptors = keys::ALL.iter().map(|&name| {
+            let mut opts = cf_options();
+            if name == keys::DEDUPE && !options.dedupe_window.is_zero() {
+                let window_ms = options.dedupe_window.as_millis() as u64;
+                opts.set_compaction_filter("sluice-dedupe-expiry", move |_level: u32, _key: &[u8], value: &[u8]| {
+                    match DedupeEntry::received_at(value) {
+                        Some(at) if now_ms().saturating_sub(at) <= window_ms => rocksdb::compaction_filter::Decision::Keep,
+                        _ => rocksdb::compaction_filter::Decision::Remove,
+                    }
+                });
+            }
+            ColumnFamilyDescriptor::new(name, opts)
+        });
+        let db = DB::open_cf_descriptors(&db_opts, dir, descriptors)
+            .with_context(|| format!("failed to open the store in {} (is another `sluice serve` using it?)", dir.display()))?;
+        let db = Arc::new(db);
+
+        let meta = db.cf_handle(keys::META).context("meta column family")?;
+        let next_message_id = db.get_cf(meta, keys::NEXT_MESSAGE_ID)?.as_deref().and_then(keys::read_u64).unwrap_or(1);
+        let mut last_seq = HashMap::new();
+        for connector in connectors {
+            let seq = db.get_cf(meta, keys::last_seq_key(connector))?.as_deref().and_then(keys::read_u64).unwrap_or(0);
+            last_seq.insert(connector.clone(), seq);
+        }
+
+        let (requests, queue) = mpsc::channel();
+        let committer = Committer { db: db.clone(), dedupe_window: options.dedupe_window, next_message_id, last_seq };
+        let thread = std::thread::Builder::new().name("sluice-commit".into()).spawn(move || committer.run(queue))?;
+        Ok(Store { db, handle: CommitHandle { requests }, committer: Some(thread) })
+    }
+
+    pub fn handle(&self) -> CommitHandle {
+        self.handle.clone()
+    }
+
+    pub fn db(&self) -> &DB {
+        &self.db
+    }
+
+    /// Stops the committer once every handle is dropped, then flushes.
+    pub fn close(mut self) -> anyhow::Result<()> {
+        drop(self.handle);
+        if let Some(thread) = self.committer.take() {
+            thread.join().map_err(|_| anyhow::anyhow!("the commit thread panicked"))?;
+        }
+        self.db.flush_wal(true)?;
+        Ok(())
+    }
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}

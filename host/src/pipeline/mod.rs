@@ -1,0 +1,123 @@
+//! The message path of one frame (DESIGN §1): parse MSH → validate → route →
+//! persist → ACK. Validation and routing are where plugins slot in; until
+//! they exist every message is valid and every connector takes it.
+
+mod reply;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::ack::{AckMode, AckStamp, ErrorCode, Issue, Outcome, build_ack, build_ack_without_header};
+use crate::hl7::{CharsetPolicy, Message};
+use crate::metrics::Metrics;
+use crate::outbox::{CommitHandle, Committed, MessageMeta, NewMessage, dedupe_key};
+
+pub use reply::Reply;
+
+pub struct Pipeline {
+    charsets: CharsetPolicy,
+    connectors: Vec<Arc<str>>,
+    store: CommitHandle,
+    metrics: Arc<Metrics>,
+}
+
+impl Pipeline {
+    pub fn new(charsets: CharsetPolicy, connectors: Vec<Arc<str>>, store: CommitHandle, metrics: Arc<Metrics>) -> Pipeline {
+        Pipeline { charsets, connectors, store, metrics }
+    }
+
+    /// Processes one frame and says what to answer.
+    pub async fn process(&self, frame: Bytes, peer: SocketAddr) -> Reply {
+        let received_at_ms = crate::outbox::now_ms();
+        let message = match Message::parse(frame.clone(), self.charsets) {
+            Ok(message) => message,
+            Err(err) => {
+                let issue = Issue::from_parse_error(&err);
+                tracing::warn!(%peer, error = %err, "message rejected: cannot be parsed");
+                return self.refuse_unparsed(&frame, Outcome::Rejected(issue));
+            }
+        };
+        let header = message.header();
+        let mode = AckMode::requested_by(header);
+
+        if let Some(outcome) = self.validate(&message) {
+            return self.answer(&message, mode, outcome);
+        }
+        let connectors = self.route(&message);
+
+        let accepted_ack = mode.code_for(&Outcome::Accepted).map(|code| build_ack(header, message.delimiters(), message.charset(), code, None, &AckStamp::now()));
+        let new = NewMessage {
+            meta: MessageMeta {
+                received_at_ms,
+                peer: peer.to_string(),
+                sending_application: lossy(&header.sending_application),
+                sending_facility: lossy(&header.sending_facility),
+                message_type: lossy(&header.message_type),
+                control_id: lossy(&header.control_id),
+            },
+            raw: message.raw().clone(),
+            dedupe_key: dedupe_key(&header.sending_application, &header.sending_facility, &header.control_id),
+            content_hash: xxhash_rust::xxh3::xxh3_128(message.raw()),
+            connectors,
+            ack: accepted_ack.clone(),
+        };
+        match self.store.commit(new).await {
+            Ok(Committed::Stored { message_id }) => {
+                tracing::debug!(%peer, message_id, control_id = %lossy(&header.control_id), "message stored");
+                self.metrics.record_ack(mode.code_for(&Outcome::Accepted));
+                Reply::ack(accepted_ack)
+            }
+            Ok(Committed::Duplicate { message_id, ack }) => {
+                tracing::info!(%peer, message_id, control_id = %lossy(&header.control_id), "duplicate of a stored message; earlier ACK repeated");
+                self.metrics.duplicates.inc();
+                Reply::ack(ack)
+            }
+            Err(err) => {
+                let issue = Issue::new(ErrorCode::APPLICATION_INTERNAL_ERROR, format!("message not stored, please retry: {err}"));
+                self.answer(&message, mode, Outcome::Errored(issue))
+            }
+        }
+    }
+
+    /// The validate step: `Some(outcome)` stops the message there.
+    fn validate(&self, _message: &Message) -> Option<Outcome> {
+        None
+    }
+
+    /// The route step: the connectors whose outbox takes this message.
+    fn route(&self, _message: &Message) -> Vec<Arc<str>> {
+        self.connectors.clone()
+    }
+
+    /// The ACK for a message that is not accepted (or an accepted one with no store involved).
+    fn answer(&self, message: &Message, mode: AckMode, outcome: Outcome) -> Reply {
+        let code = mode.code_for(&outcome);
+        self.metrics.record_ack(code);
+        let ack = code.map(|code| build_ack(message.header(), message.delimiters(), message.charset(), code, outcome.issue(), &AckStamp::now()));
+        Reply::ack(ack)
+    }
+
+    /// A frame that is not a usable message: answered in the sender's own
+    /// dialect when its MSH can be read, else with a standard AR.
+    pub fn refuse_unparsed(&self, frame: &[u8], outcome: Outcome) -> Reply {
+        let issue = outcome.issue().cloned().unwrap_or_else(|| Issue::new(ErrorCode::APPLICATION_INTERNAL_ERROR, "not processed"));
+        match Message::parse_header_of_partial(frame) {
+            Some((header, delims)) => {
+                let code = AckMode::requested_by(&header).code_for(&outcome);
+                self.metrics.record_ack(code);
+                Reply::ack(code.map(|code| build_ack(&header, &delims, crate::hl7::Charset::Ascii, code, Some(&issue), &AckStamp::now())))
+            }
+            None => {
+                let code = AckMode::Original.code_for(&outcome).expect("original mode always answers");
+                self.metrics.record_ack(Some(code));
+                Reply::ack(Some(build_ack_without_header(code, &issue, &AckStamp::now())))
+            }
+        }
+    }
+}
+
+fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}

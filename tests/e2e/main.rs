@@ -1,0 +1,8 @@
+//! End-to-end tests: each starts the real `sluice` binary on a free port with
+//! its own temporary data directory and talks to it over TCP.
+
+mod support;
+
+mod config;
+mod durability;
+mod ingest;

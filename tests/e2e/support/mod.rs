@@ -1,0 +1,191 @@
+//! A running `sluice serve` and the clients tests use to talk to it.
+
+#![allow(dead_code)]
+
+mod client;
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub use client::{RawClient, ack_field, adt};
+
+pub const SLUICE: &str = env!("CARGO_BIN_EXE_sluice");
+
+/// How long start-up may take before a test fails (a cold store opens in milliseconds).
+const STARTUP: Duration = Duration::from_secs(60);
+
+pub struct Sluice {
+    pub dir: tempfile::TempDir,
+    pub addr: SocketAddr,
+    child: Option<Child>,
+    extra_config: String,
+}
+
+impl Sluice {
+    /// Starts a server with two connectors (`lab`, `archive`) plus `extra_config` (TOML).
+    pub fn start(extra_config: &str) -> Sluice {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut sluice = Sluice { dir, addr: "127.0.0.1:0".parse().unwrap(), child: None, extra_config: extra_config.to_string() };
+        sluice.launch();
+        sluice
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("sluice.toml")
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn launch(&mut self) {
+        let config = format!(
+            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n{}\n[connectors.lab]\n[connectors.archive]\n",
+            self.data_dir().display().to_string(),
+            self.extra_config
+        );
+        std::fs::write(self.config_path(), config).unwrap();
+        let stderr = std::fs::File::options().create(true).append(true).open(self.dir.path().join("stderr.log")).unwrap();
+        let mut child = Command::new(SLUICE)
+            .args(["serve", "--config"])
+            .arg(self.config_path())
+            .env("RUST_BACKTRACE", "1")
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("start sluice");
+        self.addr = wait_for_ready(&mut child, &self.log_path());
+        self.child = Some(child);
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("stderr.log")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// `kill -9`: no chance to flush anything.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    /// SIGTERM, then wait for the process to exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        signal(&child, "TERM");
+        wait_with_timeout(&mut child, Duration::from_secs(60))
+    }
+
+    /// Starts the server again on the same data directory.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop the server first");
+        self.launch();
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| c.try_wait().unwrap().is_none())
+    }
+
+    pub fn client(&self) -> RawClient {
+        RawClient::connect(self.addr)
+    }
+
+    /// Runs `sluice <args>` with this server's config; returns (success, stdout, stderr).
+    pub fn cli(&self, args: &[&str]) -> (bool, String, String) {
+        let out = Command::new(SLUICE).args(args).arg("--config").arg(self.config_path()).output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+
+    /// Runs `sluice <args>` without adding `--config`.
+    pub fn cli_no_config(&self, args: &[&str]) -> (bool, String, String) {
+        let out = Command::new(SLUICE).args(args).output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+
+    /// Control IDs in a connector's outbox, oldest first (read while the server runs).
+    pub fn outbox(&self, connector: &str) -> Vec<String> {
+        let (ok, stdout, stderr) = self.cli(&["outbox", "list", connector, "--limit", "100000000", "--json"]);
+        assert!(ok, "outbox list failed: {stderr}");
+        let entries: Vec<serde_json::Value> = serde_json::from_str(&stdout).unwrap();
+        entries.iter().map(|e| e["control_id"].as_str().unwrap().to_string()).collect()
+    }
+
+    /// `outbox stats --json` as (connector, outbox depth) pairs.
+    pub fn outbox_depths(&self) -> Vec<(String, u64)> {
+        let (ok, stdout, stderr) = self.cli(&["outbox", "stats", "--json"]);
+        assert!(ok, "outbox stats failed: {stderr}");
+        let value: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        value["connectors"].as_array().unwrap().iter().map(|c| (c["connector"].as_str().unwrap().to_string(), c["outbox"].as_u64().unwrap())).collect()
+    }
+}
+
+impl Drop for Sluice {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Reads stdout until the readiness line, in a thread so a hung start fails the test.
+fn wait_for_ready(child: &mut Child, log: &Path) -> SocketAddr {
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        while reader.read_line(&mut line).unwrap_or(0) > 0 {
+            if let Some(addr) = line.trim().strip_prefix("sluice listening on ") {
+                let _ = tx.send(addr.parse::<SocketAddr>().unwrap());
+                break;
+            }
+            line.clear();
+        }
+        // Keep draining so the server never blocks on a full pipe.
+        let _ = std::io::copy(&mut reader.into_inner(), &mut std::io::sink());
+    });
+    match rx.recv_timeout(STARTUP) {
+        Ok(addr) => addr,
+        Err(_) => {
+            let _ = child.kill();
+            panic!("sluice did not become ready; its log:\n{}", std::fs::read_to_string(log).unwrap_or_default());
+        }
+    }
+}
+
+pub fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill").args([&format!("-{name}"), &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+}
+
+pub fn wait_with_timeout(child: &mut Child, limit: Duration) -> ExitStatus {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(start.elapsed() < limit, "process did not exit within {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs `sluice` with arbitrary arguments (no server).
+pub fn sluice_command(args: &[&str], cwd: &Path) -> (std::process::ExitStatus, String, String) {
+    let out = Command::new(SLUICE).args(args).current_dir(cwd).output().unwrap();
+    (out.status, String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// Reads everything until the peer closes, failing after `limit`.
+pub fn read_to_close(stream: &mut std::net::TcpStream, limit: Duration) -> Vec<u8> {
+    stream.set_read_timeout(Some(limit)).unwrap();
+    let mut out = Vec::new();
+    stream.read_to_end(&mut out).expect("the server closes the connection");
+    out
+}

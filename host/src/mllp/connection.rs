@@ -48,9 +48,11 @@ where
     let closed = conn.run(&mut stream, &mut codec, shutdown).await;
     metrics.ignored_bytes.add(codec.ignored_bytes());
     let _ = timeout(limits.idle_timeout, stream.shutdown()).await;
+    let ignored_bytes = codec.ignored_bytes();
     match &closed {
-        Closed::Io(err) => tracing::info!(%peer, error = %err, ignored_bytes = codec.ignored_bytes(), "connection closed"),
-        reason => tracing::debug!(%peer, ?reason, ignored_bytes = codec.ignored_bytes(), "connection closed"),
+        Closed::Io(err) => tracing::info!(%peer, error = %err, ignored_bytes, "connection closed"),
+        reason if ignored_bytes > 0 => tracing::info!(%peer, ?reason, ignored_bytes, "connection closed; bytes outside frames were ignored"),
+        reason => tracing::debug!(%peer, ?reason, "connection closed"),
     }
 }
 

@@ -36,6 +36,12 @@ pub struct CommitHandle {
 }
 
 impl CommitHandle {
+    /// A handle whose store is gone: every commit fails (for tests of the error path).
+    #[cfg(test)]
+    pub(crate) fn disconnected() -> CommitHandle {
+        CommitHandle { requests: mpsc::channel().0 }
+    }
+
     /// Makes a message durable (or finds it is a duplicate). Resolves after
     /// the batch holding it is fsync'd.
     pub async fn commit(&self, message: NewMessage) -> Result<Committed, StoreError> {

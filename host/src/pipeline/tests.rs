@@ -1,0 +1,85 @@
+//! The pipeline's answers, with a real store in a temporary directory.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::*;
+use crate::outbox::{Store, StoreOptions, StoreReader};
+
+const PEER: &str = "127.0.0.1:4000";
+
+fn message(control_id: &str) -> Bytes {
+    Bytes::from(format!("MSH|^~\\&|EHR|HOSP|LIS|LAB|20260101||ADT^A01|{control_id}|P|2.5.1\rPID|1||42\r"))
+}
+
+fn field(ack: &Bytes, path: &str) -> String {
+    let ack = Message::parse(ack.clone(), CharsetPolicy::default()).unwrap();
+    ack.text_at(&path.parse().unwrap()).unwrap_or_default()
+}
+
+fn pipeline(store: CommitHandle) -> (Pipeline, Arc<Metrics>) {
+    let metrics = Arc::new(Metrics::default());
+    let connectors = vec![Arc::from("lab"), Arc::from("archive")];
+    (Pipeline::new(CharsetPolicy::default(), connectors, store, metrics.clone()), metrics)
+}
+
+#[tokio::test]
+async fn accepted_message_is_stored_then_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StoreOptions { dedupe_window: std::time::Duration::from_secs(60) }, &[Arc::from("lab"), Arc::from("archive")]).unwrap();
+    let (pipeline, metrics) = pipeline(store.handle());
+    let reply = pipeline.process(message("P1"), PEER.parse().unwrap()).await;
+    let ack = reply.ack.expect("an ACK");
+    assert_eq!(field(&ack, "MSA-1"), "AA");
+    assert_eq!(field(&ack, "MSA-2"), "P1");
+    assert_eq!(metrics.ack_count(crate::ack::AckCode::AA), 1);
+
+    let again = pipeline.process(message("P1"), PEER.parse().unwrap()).await;
+    assert_eq!(again.ack, Some(ack), "a retransmission gets the same ACK");
+    assert_eq!(metrics.duplicates.get(), 1);
+    drop(pipeline);
+    store.close().unwrap();
+
+    let reader = StoreReader::open(dir.path()).unwrap();
+    let queued = reader.outbox("lab", 10).unwrap();
+    assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0].meta.control_id, "P1");
+    assert_eq!(queued[0].meta.peer, PEER);
+}
+
+/// A storage failure is transient: AE with the reason, so the sender retries.
+#[tokio::test]
+async fn storage_failure_answers_ae() {
+    let (pipeline, metrics) = pipeline(CommitHandle::disconnected());
+    let ack = pipeline.process(message("S1"), PEER.parse().unwrap()).await.ack.unwrap();
+    assert_eq!(field(&ack, "MSA-1"), "AE");
+    assert_eq!(field(&ack, "MSA-2"), "S1");
+    assert!(field(&ack, "MSA-3").contains("not stored, please retry"), "{ack:?}");
+    assert_eq!(field(&ack, "ERR-3.1"), "207");
+    assert_eq!(metrics.ack_count(crate::ack::AckCode::AE), 1);
+}
+
+/// In enhanced mode a storage failure is CE.
+#[tokio::test]
+async fn storage_failure_in_enhanced_mode_is_ce() {
+    let (pipeline, _) = pipeline(CommitHandle::disconnected());
+    let raw = Bytes::from_static(b"MSH|^~\\&|EHR|HOSP|LIS|LAB|20260101||ADT^A01|S2|P|2.5|||AL|NE\r");
+    let ack = pipeline.process(raw, PEER.parse().unwrap()).await.ack.unwrap();
+    assert_eq!(field(&ack, "MSA-1"), "CE");
+}
+
+/// An unknown MSH-18 is rejected in the sender's own dialect, naming MSH-18.
+#[tokio::test]
+async fn unsupported_charset_is_rejected_with_its_location() {
+    let (pipeline, _) = pipeline(CommitHandle::disconnected());
+    let raw = Bytes::from_static(b"MSH*^~\\&*EHR*HOSP*LIS*LAB*20260101**ADT^A01*C1*P*2.5******ISO IR87\r");
+    let ack = pipeline.process(raw, PEER.parse().unwrap()).await.ack.unwrap();
+    assert!(ack.starts_with(b"MSH*"), "{ack:?}");
+    // The ACK echoes MSH-18 as sent; read it as ASCII.
+    let a = Message::parse(ack, CharsetPolicy { default: crate::hl7::Charset::Ascii, force: true }).unwrap();
+    assert_eq!(a.text_at(&"MSA-1".parse().unwrap()).unwrap(), "AR");
+    assert_eq!(a.text_at(&"MSA-2".parse().unwrap()).unwrap(), "C1");
+    assert_eq!(a.text_at(&"ERR-2".parse().unwrap()).unwrap(), "MSH^1^18^1");
+    assert_eq!(a.text_at(&"ERR-3.1".parse().unwrap()).unwrap(), "103");
+}

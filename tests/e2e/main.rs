@@ -3,6 +3,8 @@
 
 mod support;
 
+mod bad_input;
 mod config;
 mod durability;
 mod ingest;
+mod interop;

@@ -53,12 +53,10 @@ pub fn build_ack(header: &Header, delims: &Delimiters, charset: Charset, code: A
     out.push(f); // MSH-8 security
     out.push(f);
     out.extend_from_slice(b"ACK");
-    if !header.trigger_event.is_empty() {
-        out.push(c);
-        out.extend_from_slice(&header.trigger_event);
-        out.push(c);
-        out.extend_from_slice(b"ACK");
-    }
+    out.push(c);
+    out.extend_from_slice(&header.trigger_event);
+    out.push(c);
+    out.extend_from_slice(b"ACK");
     out.push(f);
     out.extend_from_slice(stamp.control_id.as_bytes());
     out.push(f);

@@ -37,7 +37,7 @@ impl ErrorCode {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Issue {
-    /// Human-readable reason, sent in MSA-3 and ERR-8.
+    /// Human-readable reason, sent in MSA-3 and ERR-7.
     pub text: String,
     pub code: ErrorCode,
     /// Where in the message, sent in ERR-2 (v2.5+) or ERR-1 (older versions).

@@ -117,7 +117,7 @@ fn unreadable_message_gets_a_standard_ar() {
     assert_eq!(field(&a, "MSA-1"), b"AR");
     assert_eq!(field(&a, "MSA-2"), b"");
     assert_eq!(field(&a, "ERR-3.1"), b"100");
-    assert_eq!(field(&a, "MSH-9"), b"ACK");
+    assert_eq!(field(&a, "MSH-9"), b"ACK^^ACK");
 }
 
 #[test]

@@ -34,7 +34,9 @@ pub struct Header {
 }
 
 impl Header {
-    pub(super) fn read(raw: &Bytes, msh: Range<usize>, delims: &Delimiters) -> Result<Header, ParseError> {
+    /// Reads the fields; it does not judge them (see [`Header::check_required`]),
+    /// so that even a message refused for its header is answered in kind.
+    pub(super) fn read(raw: &Bytes, msh: Range<usize>, delims: &Delimiters) -> Header {
         let segment = &raw[msh];
         let field = |n: usize| -> Bytes {
             match field_of(segment, n, true, delims) {
@@ -50,18 +52,12 @@ impl Header {
         };
         let message_type = field(9);
         let control_id = field(10);
-        if message_type.is_empty() {
-            return Err(ParseError::MissingField("MSH-9"));
-        }
-        if control_id.is_empty() {
-            return Err(ParseError::MissingField("MSH-10"));
-        }
         let charset_field = field(18);
         let charset = match delims.repetition.and_then(|r| charset_field.iter().position(|&b| b == r)) {
             Some(end) => charset_field.slice(..end),
             None => charset_field.clone(),
         };
-        Ok(Header {
+        Header {
             encoding_characters: field(2),
             sending_application: field(3),
             sending_facility: field(4),
@@ -77,7 +73,20 @@ impl Header {
             application_ack_type: field(16),
             charset,
             charset_field,
-        })
+        }
+    }
+
+    /// MSH-9 and MSH-10 must be valued (blanks are not a value): without
+    /// them the message can be neither routed nor acknowledged.
+    pub fn check_required(&self) -> Result<(), ParseError> {
+        let blank = |f: &Bytes| f.iter().all(u8::is_ascii_whitespace);
+        if blank(&self.message_type) {
+            return Err(ParseError::MissingField("MSH-9"));
+        }
+        if blank(&self.control_id) {
+            return Err(ParseError::MissingField("MSH-10"));
+        }
+        Ok(())
     }
 
     /// MSH-12.1 as `(major, minor)`, e.g. `2.5.1` → (2, 5); `None` when absent.

@@ -27,7 +27,8 @@ impl Message {
         let segments = split_segments(&raw, start);
         let msh = segments.first().cloned().ok_or(ParseError::Empty)?;
         let delims = read_delimiters(&raw[msh.clone()])?;
-        let header = Header::read(&raw, msh, &delims)?;
+        let header = Header::read(&raw, msh, &delims);
+        header.check_required()?;
         let charset = charsets.resolve(&header.charset).map_err(ParseError::UnknownCharset)?;
         Ok(Message { raw, delims, charset, segments, header })
     }
@@ -40,8 +41,7 @@ impl Message {
         let end = start + head[start..].iter().position(|&b| b == b'\r' || b == b'\n')?;
         let raw = Bytes::copy_from_slice(&head[..end]);
         let delims = read_delimiters(&raw[start..end]).ok()?;
-        let header = Header::read(&raw, start..end, &delims).ok()?;
-        Some((header, delims))
+        Some((Header::read(&raw, start..end, &delims), delims))
     }
 
     pub fn raw(&self) -> &Bytes {

@@ -58,12 +58,11 @@ pub struct MllpCodec {
     max_frame_size: usize,
     state: State,
     ignored_bytes: u64,
-    frames_started: u64,
 }
 
 impl MllpCodec {
     pub fn new(framing: Framing, max_frame_size: usize) -> Self {
-        MllpCodec { framing, max_frame_size, state: State::Outside, ignored_bytes: 0, frames_started: 0 }
+        MllpCodec { framing, max_frame_size, state: State::Outside, ignored_bytes: 0 }
     }
 
     /// Bytes skipped so far: outside frames, and frames abandoned by a new start byte.
@@ -74,11 +73,6 @@ impl MllpCodec {
     /// Whether a frame has started and not yet ended.
     pub fn in_frame(&self) -> bool {
         matches!(self.state, State::Inside { .. })
-    }
-
-    /// Start bytes seen so far; lets the caller time each frame.
-    pub fn frames_started(&self) -> u64 {
-        self.frames_started
     }
 
     /// The first bytes of the unfinished frame in `buf`, for an answer to a
@@ -121,7 +115,6 @@ impl Decoder for MllpCodec {
                     Some(at) => {
                         self.ignored_bytes += at as u64;
                         buf.advance(at + 1);
-                        self.frames_started += 1;
                         self.state = State::Inside { scanned: 0 };
                     }
                 },
@@ -140,7 +133,6 @@ impl Decoder for MllpCodec {
                         tracing::warn!(bytes = at, "MLLP start byte inside a frame; partial frame discarded");
                         self.ignored_bytes += at as u64;
                         buf.advance(at + 1);
-                        self.frames_started += 1;
                         self.state = State::Inside { scanned: 0 };
                         continue;
                     }
@@ -297,7 +289,6 @@ mod tests {
         let mut codec = MllpCodec::new(Framing::default(), MAX);
         assert_eq!(frames(&feed(&mut codec, &stream, &[3])), [&b"MSH|kept"[..]]);
         assert_eq!(codec.ignored_bytes(), 8);
-        assert_eq!(codec.frames_started(), 2);
     }
 
     #[test]

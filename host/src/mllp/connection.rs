@@ -71,7 +71,9 @@ impl Connection {
     {
         let mut buf = BytesMut::with_capacity(READ_CHUNK);
         let mut idle_since = Instant::now();
-        let mut frame = (codec.frames_started(), Instant::now());
+        // When the frame being received began. A start byte that abandons a
+        // partial frame does not restart it: only a complete frame does.
+        let mut frame_started: Option<Instant> = None;
         loop {
             // Every complete frame already buffered is answered before reading more.
             loop {
@@ -82,6 +84,7 @@ impl Connection {
                 };
                 match event {
                     MllpEvent::Frame(payload) => {
+                        frame_started = None;
                         self.metrics.frames.inc();
                         let reply = self.pipeline.process(payload, self.peer).await;
                         if let Some(ack) = reply.ack
@@ -100,10 +103,11 @@ impl Connection {
                     }
                 }
             }
-            if codec.frames_started() != frame.0 {
-                frame = (codec.frames_started(), Instant::now());
-            }
-            let deadline = if codec.in_frame() { frame.1 + self.limits.frame_timeout } else { idle_since + self.limits.idle_timeout };
+            let deadline = if codec.in_frame() {
+                *frame_started.get_or_insert_with(Instant::now) + self.limits.frame_timeout
+            } else {
+                idle_since + self.limits.idle_timeout
+            };
 
             buf.reserve(READ_CHUNK);
             let read = tokio::select! {

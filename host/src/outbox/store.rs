@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use rocksdb::{ColumnFamilyDescriptor, DB, DBCompressionType, Options};
+use rocksdb::{BlockBasedOptions, ColumnFamilyDescriptor, DB, DBCompressionType, Options};
 use tokio::sync::oneshot;
 
 use super::committer::{CommitRequest, Committer, NewMessage};
@@ -69,6 +69,13 @@ impl Store {
 
         let descriptors = keys::ALL.iter().map(|&name| {
             let mut opts = cf_options();
+            if name == keys::DEDUPE {
+                // Almost every lookup is a miss (a new control ID): a bloom
+                // filter answers those without reading table blocks.
+                let mut table = BlockBasedOptions::default();
+                table.set_bloom_filter(10.0, false);
+                opts.set_block_based_table_factory(&table);
+            }
             if name == keys::DEDUPE && !options.dedupe_window.is_zero() {
                 let window_ms = options.dedupe_window.as_millis() as u64;
                 opts.set_compaction_filter("sluice-dedupe-expiry", move |_level: u32, _key: &[u8], value: &[u8]| {

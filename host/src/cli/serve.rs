@@ -11,7 +11,10 @@ use crate::config::{Config, LogFormat};
 pub fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
     let config = args.load()?;
     init_logging(&config);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("sluice").build()?;
+    // At least two runtime threads: the group-commit leader holds one
+    // during an fsync (see outbox::store) while another keeps serving.
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).max(2);
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().thread_name("sluice").build()?;
     runtime.block_on(async move {
         let shutdown = CancellationToken::new();
         crate::server::cancel_on_signals(shutdown.clone())?;

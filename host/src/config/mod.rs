@@ -130,8 +130,9 @@ pub struct Overrides {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// figment's message names the key and where its value came from.
     #[error("configuration: {0}")]
-    Figment(#[from] Box<figment::Error>),
+    Figment(Box<figment::Error>),
     #[error("configuration key `{key}`: {reason}")]
     Invalid { key: String, reason: String },
 }
@@ -143,7 +144,11 @@ impl Config {
         for file in files {
             figment = figment.merge(Toml::file_exact(file));
         }
-        let config: Config = figment.merge(Env::prefixed("SLUICE_").split("__")).merge(Serialized::defaults(overrides)).extract().map_err(Box::new)?;
+        let config: Config = figment
+            .merge(Env::prefixed("SLUICE_").split("__"))
+            .merge(Serialized::defaults(overrides))
+            .extract()
+            .map_err(|err| ConfigError::Figment(Box::new(err)))?;
         config.validate()?;
         Ok(config)
     }

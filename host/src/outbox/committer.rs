@@ -1,12 +1,11 @@
-//! Group commit. One thread owns every write: it takes all requests waiting
-//! in its queue, decides duplicates, assigns message IDs and per-connector
-//! sequence numbers, writes them as one `WriteBatch` with the WAL synced, and
-//! answers every waiting connection. Concurrent connections share one fsync;
-//! one writer makes sequence numbers monotonic without locks.
+//! Writing one group of messages: decide duplicates, assign message IDs and
+//! per-connector sequence numbers, write everything as one `WriteBatch` with
+//! the WAL synced, answer every waiting connection. Only one group is written
+//! at a time (the store's group commit sees to it), so sequence numbers are
+//! monotonic and each connector's outbox is in commit order.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -16,9 +15,6 @@ use tokio::sync::oneshot;
 use super::keys;
 use super::record::{DedupeEntry, MessageMeta, encode_message};
 use super::{Committed, StoreError};
-
-/// Requests written in one batch at most; bounds the latency one fsync adds.
-const MAX_BATCH: usize = 512;
 
 /// An accepted message, ready to be made durable.
 #[derive(Debug)]
@@ -47,21 +43,7 @@ pub(super) struct Committer {
 }
 
 impl Committer {
-    pub fn run(mut self, requests: Receiver<CommitRequest>) {
-        let mut batch = Vec::with_capacity(MAX_BATCH);
-        while let Ok(first) = requests.recv() {
-            batch.push(first);
-            while batch.len() < MAX_BATCH {
-                match requests.try_recv() {
-                    Ok(request) => batch.push(request),
-                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
-                }
-            }
-            self.commit(&mut batch);
-        }
-    }
-
-    fn commit(&mut self, requests: &mut Vec<CommitRequest>) {
+    pub fn commit(&mut self, requests: &mut Vec<CommitRequest>) {
         let result = self.write(requests);
         if let Err(err) = &result {
             tracing::error!(error = %err, messages = requests.len(), "durable write failed; the batch is answered with AE");

@@ -32,3 +32,6 @@ pub enum StoreError {
     #[error("the store is shut down")]
     Closed,
 }
+
+#[cfg(test)]
+mod tests;

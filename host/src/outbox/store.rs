@@ -3,14 +3,12 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::mpsc;
-use std::thread::JoinHandle;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use rocksdb::{BlockBasedOptions, ColumnFamilyDescriptor, DB, DBCompressionType, Options};
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 
 use super::committer::{CommitRequest, Committer, NewMessage};
 use super::record::DedupeEntry;
@@ -22,33 +20,80 @@ pub struct StoreOptions {
     pub dedupe_window: Duration,
 }
 
-/// The open store: owns the database and the committer thread.
+/// The open store: owns the database and the group committer.
 pub struct Store {
     db: Arc<DB>,
     handle: CommitHandle,
-    committer: Option<JoinHandle<()>>,
 }
 
 /// A cheap, cloneable handle to commit messages through.
 #[derive(Clone)]
 pub struct CommitHandle {
-    requests: mpsc::Sender<CommitRequest>,
+    group: Arc<GroupCommit>,
+}
+
+/// Leader/follower group commit (as RocksDB's own write path does it): a
+/// connection queues its message; whoever finds the committer free becomes
+/// the leader and writes everything queued in one synced batch, on its own
+/// thread. Alone, a message is written with no thread hand-off at all; under
+/// load, everything queued during one fsync shares the next one.
+struct GroupCommit {
+    pending: Mutex<Vec<CommitRequest>>,
+    /// `None` once the store is closed.
+    committer: Mutex<Option<Committer>>,
+    leader_free: Notify,
 }
 
 impl CommitHandle {
+    fn new(committer: Option<Committer>) -> CommitHandle {
+        CommitHandle { group: Arc::new(GroupCommit { pending: Mutex::new(Vec::new()), committer: Mutex::new(committer), leader_free: Notify::new() }) }
+    }
+
     /// A handle whose store is gone: every commit fails (for tests of the error path).
     #[cfg(test)]
     pub(crate) fn disconnected() -> CommitHandle {
-        CommitHandle { requests: mpsc::channel().0 }
+        CommitHandle::new(None)
     }
 
     /// Makes a message durable (or finds it is a duplicate). Resolves after
     /// the batch holding it is fsync'd.
     pub async fn commit(&self, message: NewMessage) -> Result<Committed, StoreError> {
-        let (reply, answer) = oneshot::channel();
-        self.requests.send(CommitRequest { message, reply }).map_err(|_| StoreError::Closed)?;
-        answer.await.map_err(|_| StoreError::Closed)?
+        let (reply, mut answer) = oneshot::channel();
+        lock(&self.group.pending).push(CommitRequest { message, reply });
+        loop {
+            // Registered before trying to lead, so a leader finishing in
+            // between cannot be missed.
+            let leader_free = self.group.leader_free.notified();
+            tokio::pin!(leader_free);
+            leader_free.as_mut().enable();
+            if let Ok(mut committer) = self.group.committer.try_lock() {
+                let mut batch = std::mem::take(&mut *lock(&self.group.pending));
+                match committer.as_mut() {
+                    // The leader writes on its own runtime thread: only one
+                    // leader exists at a time, so at most one thread waits
+                    // on the fsync while the others keep serving (the server
+                    // runs at least two). A hand-off to another thread would
+                    // cost more than the wait (measured: BENCHMARKS.md).
+                    Some(committer) if !batch.is_empty() => committer.commit(&mut batch),
+                    Some(_) => {}
+                    None => batch.drain(..).for_each(|r| drop(r.reply.send(Err(StoreError::Closed)))),
+                }
+                drop(committer);
+                self.group.leader_free.notify_waiters();
+            }
+            tokio::select! {
+                biased;
+                result = &mut answer => return result.map_err(|_| StoreError::Closed)?,
+                _ = &mut leader_free => {}
+            }
+        }
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding the lock leaves the data consistent (requests
+    // are only moved out), so a poisoned lock is still usable.
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Column family options: no compression (none is built in, keeping the cold
@@ -99,10 +144,8 @@ impl Store {
             last_seq.insert(connector.clone(), seq);
         }
 
-        let (requests, queue) = mpsc::channel();
         let committer = Committer { db: db.clone(), dedupe_window: options.dedupe_window, next_message_id, last_seq };
-        let thread = std::thread::Builder::new().name("sluice-commit".into()).spawn(move || committer.run(queue))?;
-        Ok(Store { db, handle: CommitHandle { requests }, committer: Some(thread) })
+        Ok(Store { db, handle: CommitHandle::new(Some(committer)) })
     }
 
     pub fn handle(&self) -> CommitHandle {
@@ -113,11 +156,12 @@ impl Store {
         &self.db
     }
 
-    /// Stops the committer once every handle is dropped, then flushes.
-    pub fn close(mut self) -> anyhow::Result<()> {
-        drop(self.handle);
-        if let Some(thread) = self.committer.take() {
-            thread.join().map_err(|_| anyhow::anyhow!("the commit thread panicked"))?;
+    /// Waits for the batch being written, refuses further commits, flushes.
+    pub fn close(self) -> anyhow::Result<()> {
+        let committer = lock(&self.handle.group.committer).take();
+        drop(committer);
+        for request in lock(&self.handle.group.pending).drain(..) {
+            let _ = request.reply.send(Err(StoreError::Closed));
         }
         self.db.flush_wal(true)?;
         Ok(())

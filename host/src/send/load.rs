@@ -61,19 +61,31 @@ pub async fn run_load(options: LoadOptions) -> anyhow::Result<LoadReport> {
     let next = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let deadline = options.duration.map(|d| start + d);
-    // Each connection runs on its own thread with a single-threaded runtime:
-    // no cross-thread wake-ups between a send and its ACK, so the generator
-    // adds as little as it can to the latency it measures.
+    // Connections are spread over one single-threaded runtime per core: a
+    // send and its ACK are handled on the same thread, so the generator adds
+    // as few wake-ups as it can to the latency it measures.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(options.connections);
     let mut workers = Vec::new();
-    for _ in 0..options.connections {
+    for thread in 0..threads {
+        let connections = (thread..options.connections).step_by(threads).count();
         let (options, next, run) = (options.clone(), next.clone(), run.clone());
-        workers.push(std::thread::spawn(move || -> anyhow::Result<Tally> {
-            tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(worker(options, next, run, deadline))
+        workers.push(std::thread::spawn(move || -> anyhow::Result<Vec<Tally>> {
+            tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async move {
+                let tasks: Vec<_> = (0..connections).map(|_| tokio::spawn(worker(options.clone(), next.clone(), run.clone(), deadline))).collect();
+                let mut tallies = Vec::new();
+                for task in tasks {
+                    tallies.push(task.await??);
+                }
+                Ok(tallies)
+            })
         }));
     }
     let mut total = Tally { latencies: new_histogram(), accepted: 0, not_accepted: 0, errors: 0 };
+    let mut tallies = Vec::new();
     for worker in workers {
-        let tally = tokio::task::spawn_blocking(move || worker.join()).await?.map_err(|_| anyhow::anyhow!("a load worker panicked"))??;
+        tallies.extend(tokio::task::spawn_blocking(move || worker.join()).await?.map_err(|_| anyhow::anyhow!("a load worker panicked"))??);
+    }
+    for tally in tallies {
         total.latencies.add(&tally.latencies)?;
         total.accepted += tally.accepted;
         total.not_accepted += tally.not_accepted;

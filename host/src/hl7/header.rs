@@ -6,7 +6,7 @@ use std::ops::Range;
 
 use bytes::Bytes;
 
-use super::{Delimiters, ParseError, message::field_of};
+use super::{Delimiters, ParseError};
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Header {
@@ -37,14 +37,15 @@ impl Header {
     /// Reads the fields; it does not judge them (see [`Header::check_required`]),
     /// so that even a message refused for its header is answered in kind.
     pub(super) fn read(raw: &Bytes, msh: Range<usize>, delims: &Delimiters) -> Header {
-        let segment = &raw[msh];
+        // Split once; MSH-n (n >= 2) is the (n-1)th piece, MSH-1 being the separator.
+        let fields: Vec<&[u8]> = raw[msh].split(|&b| b == delims.field).collect();
         let field = |n: usize| -> Bytes {
-            match field_of(segment, n, true, delims) {
+            match fields.get(n - 1) {
                 Some(f) => raw.slice_ref(f),
                 None => Bytes::new(),
             }
         };
-        let first_component = |f: &Bytes, i: usize| -> Bytes {
+        let component = |f: &Bytes, i: usize| -> Bytes {
             match f.split(|&b| b == delims.component).nth(i) {
                 Some(part) => f.slice_ref(part),
                 None => Bytes::new(),
@@ -63,8 +64,8 @@ impl Header {
             sending_facility: field(4),
             receiving_application: field(5),
             receiving_facility: field(6),
-            message_code: first_component(&message_type, 0),
-            trigger_event: first_component(&message_type, 1),
+            message_code: component(&message_type, 0),
+            trigger_event: component(&message_type, 1),
             message_type,
             control_id,
             processing_id: field(11),

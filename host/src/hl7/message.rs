@@ -124,7 +124,7 @@ fn read_delimiters(msh: &[u8]) -> Result<Delimiters, ParseError> {
 
 /// Field `n` of a segment. For MSH, field 1 is the field separator itself and
 /// field 2 the encoding characters (HL7 numbers MSH fields that way).
-pub(super) fn field_of<'a>(segment: &'a [u8], n: usize, is_msh: bool, delims: &Delimiters) -> Option<&'a [u8]> {
+fn field_of<'a>(segment: &'a [u8], n: usize, is_msh: bool, delims: &Delimiters) -> Option<&'a [u8]> {
     if is_msh {
         if n == 1 {
             return segment.get(3..4);

@@ -31,6 +31,9 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_ready: impl FnO
     let listener = Listener::bind(config.listen_addr()?, limits, config.max_connections).await?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, data_dir = %config.data_dir.display(), connectors = ?config.connector_names(), "sluice listening");
+    if config.connectors.is_empty() {
+        tracing::warn!("no connectors configured: accepted messages are stored but queued for no destination (add [connectors.<name>])");
+    }
     on_ready(addr);
 
     let tasks = TaskTracker::new();

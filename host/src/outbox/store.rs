@@ -66,7 +66,7 @@ impl CommitHandle {
             let leader_free = self.group.leader_free.notified();
             tokio::pin!(leader_free);
             leader_free.as_mut().enable();
-            if let Ok(mut committer) = self.group.committer.try_lock() {
+            if let Some(mut committer) = try_lock(&self.group.committer) {
                 let mut batch = std::mem::take(&mut *lock(&self.group.pending));
                 match committer.as_mut() {
                     // The leader writes on its own runtime thread: only one
@@ -87,6 +87,15 @@ impl CommitHandle {
                 _ = &mut leader_free => {}
             }
         }
+    }
+}
+
+/// The guard if the mutex is free (poisoned or not), `None` if it is held.
+fn try_lock<T>(mutex: &Mutex<T>) -> Option<std::sync::MutexGuard<'_, T>> {
+    match mutex.try_lock() {
+        Ok(guard) => Some(guard),
+        Err(std::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+        Err(std::sync::TryLockError::WouldBlock) => None,
     }
 }
 

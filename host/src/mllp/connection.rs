@@ -14,7 +14,7 @@ use tokio_util::codec::{Decoder, Encoder};
 use tokio_util::sync::CancellationToken;
 
 use super::{Framing, MllpCodec, MllpEvent};
-use crate::ack::{ErrorCode, Issue, Outcome};
+use crate::ack::{ErrorCode, Issue};
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
 
@@ -46,9 +46,9 @@ where
     let mut codec = MllpCodec::new(limits.framing, limits.max_frame_size);
     let mut conn = Connection { peer, limits, pipeline, metrics: metrics.clone(), out: BytesMut::new() };
     let closed = conn.run(&mut stream, &mut codec, shutdown).await;
-    metrics.ignored_bytes.add(codec.ignored_bytes());
     let _ = timeout(limits.idle_timeout, stream.shutdown()).await;
     let ignored_bytes = codec.ignored_bytes();
+    metrics.ignored_bytes.add(ignored_bytes);
     match &closed {
         Closed::Io(err) => tracing::info!(%peer, error = %err, ignored_bytes, "connection closed"),
         reason if ignored_bytes > 0 => tracing::info!(%peer, ?reason, ignored_bytes, "connection closed; bytes outside frames were ignored"),
@@ -141,10 +141,7 @@ impl Connection {
 
     /// Sends an AR for a frame that will not be processed, if its MSH can be read.
     async fn refuse<S: AsyncWrite + Unpin>(&mut self, stream: &mut S, codec: &mut MllpCodec, head: &[u8], issue: Issue) {
-        if crate::hl7::Message::parse_header_of_partial(head).is_none() {
-            return;
-        }
-        if let Some(ack) = self.pipeline.refuse_unparsed(head, Outcome::Rejected(issue)).ack {
+        if let Some(ack) = self.pipeline.refuse_in_kind(head, &issue).and_then(|reply| reply.ack) {
             let _ = self.send(stream, codec, &ack).await;
         }
     }

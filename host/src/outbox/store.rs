@@ -76,7 +76,7 @@ impl CommitHandle {
                     // cost more than the wait (measured: BENCHMARKS.md).
                     Some(committer) if !batch.is_empty() => committer.commit(&mut batch),
                     Some(_) => {}
-                    None => batch.drain(..).for_each(|r| drop(r.reply.send(Err(StoreError::Closed)))),
+                    None => refuse_closed(&mut batch),
                 }
                 drop(committer);
                 self.group.leader_free.notify_waiters();
@@ -87,6 +87,13 @@ impl CommitHandle {
                 _ = &mut leader_free => {}
             }
         }
+    }
+}
+
+/// Answers requests that can no longer be written.
+fn refuse_closed(requests: &mut Vec<CommitRequest>) {
+    for request in requests.drain(..) {
+        let _ = request.reply.send(Err(StoreError::Closed));
     }
 }
 
@@ -113,6 +120,26 @@ pub(super) fn cf_options() -> Options {
     opts
 }
 
+/// The dedupe column family: a bloom filter, since almost every lookup is a
+/// miss (a new control ID) that it answers without reading table blocks, and
+/// expiry of entries older than the window at compaction.
+fn dedupe_options(window: Duration) -> Options {
+    let mut opts = cf_options();
+    let mut table = BlockBasedOptions::default();
+    table.set_bloom_filter(10.0, false);
+    opts.set_block_based_table_factory(&table);
+    if !window.is_zero() {
+        let window_ms = window.as_millis() as u64;
+        opts.set_compaction_filter("sluice-dedupe-expiry", move |_level: u32, _key: &[u8], value: &[u8]| {
+            match DedupeEntry::received_at(value) {
+                Some(at) if now_ms().saturating_sub(at) <= window_ms => rocksdb::compaction_filter::Decision::Keep,
+                _ => rocksdb::compaction_filter::Decision::Remove,
+            }
+        });
+    }
+    opts
+}
+
 impl Store {
     pub fn open(dir: &Path, options: StoreOptions, connectors: &[Arc<str>]) -> anyhow::Result<Store> {
         std::fs::create_dir_all(dir).with_context(|| format!("failed to create data directory {}", dir.display()))?;
@@ -122,23 +149,7 @@ impl Store {
         db_opts.set_keep_log_file_num(5);
 
         let descriptors = keys::ALL.iter().map(|&name| {
-            let mut opts = cf_options();
-            if name == keys::DEDUPE {
-                // Almost every lookup is a miss (a new control ID): a bloom
-                // filter answers those without reading table blocks.
-                let mut table = BlockBasedOptions::default();
-                table.set_bloom_filter(10.0, false);
-                opts.set_block_based_table_factory(&table);
-            }
-            if name == keys::DEDUPE && !options.dedupe_window.is_zero() {
-                let window_ms = options.dedupe_window.as_millis() as u64;
-                opts.set_compaction_filter("sluice-dedupe-expiry", move |_level: u32, _key: &[u8], value: &[u8]| {
-                    match DedupeEntry::received_at(value) {
-                        Some(at) if now_ms().saturating_sub(at) <= window_ms => rocksdb::compaction_filter::Decision::Keep,
-                        _ => rocksdb::compaction_filter::Decision::Remove,
-                    }
-                });
-            }
+            let opts = if name == keys::DEDUPE { dedupe_options(options.dedupe_window) } else { cf_options() };
             ColumnFamilyDescriptor::new(name, opts)
         });
         let db = DB::open_cf_descriptors(&db_opts, dir, descriptors)
@@ -167,11 +178,9 @@ impl Store {
 
     /// Waits for the batch being written, refuses further commits, flushes.
     pub fn close(self) -> anyhow::Result<()> {
-        let committer = lock(&self.handle.group.committer).take();
-        drop(committer);
-        for request in lock(&self.handle.group.pending).drain(..) {
-            let _ = request.reply.send(Err(StoreError::Closed));
-        }
+        // Taking the committer waits for a batch being written.
+        drop(lock(&self.handle.group.committer).take());
+        refuse_closed(&mut lock(&self.handle.group.pending));
         self.db.flush_wal(true)?;
         Ok(())
     }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::ack::{AckMode, AckStamp, ErrorCode, Issue, Outcome, build_ack, build_ack_without_header};
+use crate::ack::{AckCode, AckMode, AckStamp, ErrorCode, Issue, Outcome, build_ack, build_ack_without_header};
 use crate::hl7::{CharsetPolicy, Message};
 use crate::metrics::Metrics;
 use crate::outbox::{CommitHandle, Committed, MessageMeta, NewMessage, dedupe_key};
@@ -36,7 +36,7 @@ impl Pipeline {
             Err(err) => {
                 let issue = Issue::from_parse_error(&err);
                 tracing::warn!(%peer, error = %err, "message rejected: cannot be parsed");
-                return self.refuse_unparsed(&frame, Outcome::Rejected(issue));
+                return self.refuse_unparsed(&frame, issue);
             }
         };
         let header = message.header();
@@ -99,22 +99,22 @@ impl Pipeline {
         Reply::ack(ack)
     }
 
-    /// A frame that is not a usable message: answered in the sender's own
+    /// A frame that is not a usable message: rejected in the sender's own
     /// dialect when its MSH can be read, else with a standard AR.
-    pub fn refuse_unparsed(&self, frame: &[u8], outcome: Outcome) -> Reply {
-        let issue = outcome.issue().cloned().unwrap_or_else(|| Issue::new(ErrorCode::APPLICATION_INTERNAL_ERROR, "not processed"));
-        match Message::parse_header_of_partial(frame) {
-            Some((header, delims)) => {
-                let code = AckMode::requested_by(&header).code_for(&outcome);
-                self.metrics.record_ack(code);
-                Reply::ack(code.map(|code| build_ack(&header, &delims, crate::hl7::Charset::Ascii, code, Some(&issue), &AckStamp::now())))
-            }
-            None => {
-                let code = AckMode::Original.code_for(&outcome).expect("original mode always answers");
-                self.metrics.record_ack(Some(code));
-                Reply::ack(Some(build_ack_without_header(code, &issue, &AckStamp::now())))
-            }
-        }
+    pub fn refuse_unparsed(&self, frame: &[u8], issue: Issue) -> Reply {
+        self.refuse_in_kind(frame, &issue).unwrap_or_else(|| {
+            self.metrics.record_ack(Some(AckCode::AR));
+            Reply::ack(Some(build_ack_without_header(AckCode::AR, &issue, &AckStamp::now())))
+        })
+    }
+
+    /// Rejects a frame that will not be processed, answering in the sender's
+    /// own dialect; `None` when its MSH cannot be read.
+    pub fn refuse_in_kind(&self, frame: &[u8], issue: &Issue) -> Option<Reply> {
+        let (header, delims) = Message::parse_header_of_partial(frame)?;
+        let code = AckMode::requested_by(&header).code_for(&Outcome::Rejected(issue.clone()));
+        self.metrics.record_ack(code);
+        Some(Reply::ack(code.map(|code| build_ack(&header, &delims, crate::hl7::Charset::Ascii, code, Some(issue), &AckStamp::now()))))
     }
 }
 

@@ -81,15 +81,14 @@ pub async fn run_load(options: LoadOptions) -> anyhow::Result<LoadReport> {
         }));
     }
     let mut total = Tally { latencies: new_histogram(), accepted: 0, not_accepted: 0, errors: 0 };
-    let mut tallies = Vec::new();
     for worker in workers {
-        tallies.extend(tokio::task::spawn_blocking(move || worker.join()).await?.map_err(|_| anyhow::anyhow!("a load worker panicked"))??);
-    }
-    for tally in tallies {
-        total.latencies.add(&tally.latencies)?;
-        total.accepted += tally.accepted;
-        total.not_accepted += tally.not_accepted;
-        total.errors += tally.errors;
+        let tallies = tokio::task::spawn_blocking(move || worker.join()).await?.map_err(|_| anyhow::anyhow!("a load worker panicked"))??;
+        for tally in tallies {
+            total.latencies.add(&tally.latencies)?;
+            total.accepted += tally.accepted;
+            total.not_accepted += tally.not_accepted;
+            total.errors += tally.errors;
+        }
     }
     let seconds = start.elapsed().as_secs_f64();
     let messages = total.accepted + total.not_accepted;

@@ -5,7 +5,7 @@
 pub mod ack;
 pub mod cli;
 pub mod config;
-pub mod hl7;
+pub use sluice_hl7 as hl7;
 pub mod metrics;
 pub mod mllp;
 pub mod outbox;

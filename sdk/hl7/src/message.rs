@@ -68,9 +68,7 @@ impl Message {
     /// The raw (still escaped) bytes at `path`, or `None` when the message
     /// does not have that segment, field, repetition or component.
     pub fn raw_at(&self, path: &FieldPath) -> Option<&[u8]> {
-        let segment = self.segments().filter(|s| s.starts_with(&path.segment)).nth(path.occurrence - 1)?;
-        let is_msh = &path.segment == b"MSH";
-        let field = field_of(segment, path.field, is_msh, &self.delims)?;
+        let (field, is_msh) = self.field_at(path)?;
         if is_msh && path.field <= 2 {
             // MSH-1 and MSH-2 are the delimiters themselves: never split them.
             return (path.repetition == 1 && path.component.unwrap_or(1) == 1).then_some(field);
@@ -88,6 +86,39 @@ impl Message {
     pub fn text_at(&self, path: &FieldPath) -> Option<String> {
         self.raw_at(path).map(|raw| escape::unescape(raw, &self.delims, self.charset))
     }
+
+    /// How many repetitions the field at `path` has (the path's repetition,
+    /// component and subcomponent are ignored); 0 when it is absent or empty.
+    pub fn repetitions(&self, path: &FieldPath) -> usize {
+        match self.field_at(path) {
+            None => 0,
+            Some((field, _)) if field.is_empty() => 0,
+            Some((_, true)) if path.field <= 2 => 1,
+            Some((field, _)) => match self.delims.repetition {
+                Some(rep) => memchr::memchr_iter(rep, field).count() + 1,
+                None => 1,
+            },
+        }
+    }
+
+    /// Segment IDs in message order (`MSH`, `PID`, `OBX`, `OBX`, ...).
+    pub fn segment_ids(&self) -> impl Iterator<Item = &[u8]> {
+        self.segments().map(|s| segment_id(s, self.delims.field))
+    }
+
+    /// The whole field a path points into, and whether it is in MSH.
+    fn field_at(&self, path: &FieldPath) -> Option<(&[u8], bool)> {
+        let field_sep = self.delims.field;
+        let segment = self.segments().filter(|s| segment_id(s, field_sep) == path.segment).nth(path.occurrence - 1)?;
+        let is_msh = &path.segment == b"MSH";
+        Some((field_of(segment, path.field, is_msh, &self.delims)?, is_msh))
+    }
+}
+
+/// A segment's ID: everything before its first field separator.
+fn segment_id(segment: &[u8], field_sep: u8) -> &[u8] {
+    let end = memchr::memchr(field_sep, segment).unwrap_or(segment.len());
+    &segment[..end]
 }
 
 /// Whitespace and a UTF-8 byte order mark that some senders put before MSH.
@@ -185,6 +216,23 @@ OBX|2|ST|CODE2||second^part&sub\r";
         assert_eq!(text(&m, "PID-5.9"), None);
         assert_eq!(text(&m, "PID-2").as_deref(), Some(""));
         assert_eq!(text(&m, "ZZZ-1"), None);
+    }
+
+    #[test]
+    fn counts_repetitions_and_lists_segments() {
+        let m = parse(ADT);
+        let reps = |p: &str| m.repetitions(&p.parse().unwrap());
+        assert_eq!((reps("PID-3"), reps("PID-3[2].1"), reps("PID-5"), reps("PID-2"), reps("PID-99"), reps("ZZZ-1")), (2, 2, 1, 0, 0, 0));
+        assert_eq!(reps("MSH-2"), 1);
+        let ids: Vec<&[u8]> = m.segment_ids().collect();
+        assert_eq!(ids, [&b"MSH"[..], b"EVN", b"PID", b"OBX", b"OBX"]);
+    }
+
+    #[test]
+    fn a_segment_id_must_match_exactly() {
+        let m = parse(b"MSH|^~\\&|A|B|C|D|1||ADT^A01|X|P|2.5\rPIDX|wrong\rPID|1||right");
+        assert_eq!(text(&m, "PID-1").as_deref(), Some("1"));
+        assert_eq!(text(&m, "PID-3").as_deref(), Some("right"));
     }
 
     #[test]

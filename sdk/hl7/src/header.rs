@@ -36,7 +36,7 @@ pub struct Header {
 impl Header {
     /// Reads the fields; it does not judge them (see [`Header::check_required`]),
     /// so that even a message refused for its header is answered in kind.
-    pub(super) fn read(raw: &Bytes, msh: Range<usize>, delims: &Delimiters) -> Header {
+    pub(crate) fn read(raw: &Bytes, msh: Range<usize>, delims: &Delimiters) -> Header {
         // Split once; MSH-n (n >= 2) is the (n-1)th piece, MSH-1 being the separator.
         let fields: Vec<&[u8]> = raw[msh].split(|&b| b == delims.field).collect();
         let field = |n: usize| -> Bytes {

@@ -1,6 +1,6 @@
 //! Sluice: an HL7 v2 integration engine. The modules follow the message path:
-//! `mllp` (transport) → `hl7` (parsing) → `pipeline` (validate, route) →
-//! `outbox` (durable store) → `ack` (the answer).
+//! `mllp` (transport) → `hl7` (parsing) → `pipeline` (validate and route,
+//! with `plugin`s) → `outbox` (durable store) → `ack` (the answer).
 
 pub mod ack;
 pub mod cli;
@@ -10,5 +10,6 @@ pub mod metrics;
 pub mod mllp;
 pub mod outbox;
 pub mod pipeline;
+pub mod plugin;
 pub mod send;
 pub mod server;

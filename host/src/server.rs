@@ -1,4 +1,5 @@
-//! `sluice serve`: opens the store, starts the listener, and on SIGINT or
+//! `sluice serve`: opens the store, loads the plugins and watches their
+//! folder, starts the listener, and on SIGINT or
 //! SIGTERM drains: stop accepting, let connections finish the message they
 //! are on (up to `shutdown_timeout`), stop the committer, flush, exit.
 
@@ -12,7 +13,8 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::mllp::{ConnectionLimits, Listener};
 use crate::outbox::{Store, StoreOptions};
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Pipeline, Rules};
+use crate::plugin::Catalog;
 
 /// Runs the engine until `shutdown` is cancelled. `on_ready` gets the bound
 /// address once the listener accepts connections.
@@ -20,7 +22,14 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_ready: impl FnO
     let connectors: Vec<Arc<str>> = config.connectors.keys().map(|name| Arc::from(name.as_str())).collect();
     let store = Store::open(&config.data_dir, StoreOptions { dedupe_window: config.dedupe_window }, &connectors)?;
     let metrics = Arc::new(Metrics::default());
-    let pipeline = Arc::new(Pipeline::new(config.charset_policy(), connectors, store.handle(), metrics.clone()));
+    let config = Arc::new(config);
+    let catalog = {
+        let config = config.clone();
+        Arc::new(tokio::task::spawn_blocking(move || Catalog::open(config)).await??)
+    };
+    let watcher = crate::plugin::watch(catalog.clone(), shutdown.child_token())?;
+    let rules = Rules::from_config(&config);
+    let pipeline = Arc::new(Pipeline::new(config.charset_policy(), connectors, store.handle(), metrics.clone()).with_plugins(rules, catalog));
 
     let limits = ConnectionLimits {
         framing: config.framing(),
@@ -49,6 +58,7 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_ready: impl FnO
     }
     // The last commit handles are gone: the committer finishes its queue and stops.
     drop(pipeline);
+    watcher.abort();
     tokio::task::spawn_blocking(move || store.close()).await??;
     tracing::info!(
         frames = metrics.frames.get(),

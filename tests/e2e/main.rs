@@ -8,3 +8,4 @@ mod config;
 mod durability;
 mod ingest;
 mod interop;
+mod plugins;

@@ -1,6 +1,7 @@
 //! The `sluice` command line.
 
 mod outbox;
+mod plugins;
 mod send;
 mod serve;
 
@@ -26,6 +27,9 @@ pub enum Command {
     /// Inspect connector outboxes (works while the server runs).
     #[command(subcommand)]
     Outbox(outbox::OutboxCommand),
+    /// Show the plugins the running engine has loaded.
+    #[command(subcommand)]
+    Plugins(plugins::PluginsCommand),
     /// Print the effective configuration (all layers applied) as TOML.
     Config(ConfigArgs),
 }
@@ -59,6 +63,7 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Serve(args) => serve::run(args),
         Command::Send(args) => send::run(args),
         Command::Outbox(command) => outbox::run(command),
+        Command::Plugins(command) => plugins::run(command),
         Command::Config(args) => {
             print!("{}", toml::to_string(&args.load()?)?);
             Ok(std::process::ExitCode::SUCCESS)

@@ -47,8 +47,61 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     pub charset: CharsetConfig,
     pub log: LogConfig,
-    /// Destinations: every accepted message is queued in each one's outbox.
+    /// Validators of the default interface, run in this order; the first
+    /// that does not accept decides the ACK.
+    pub validate: Vec<PluginUse>,
+    /// Destinations: an accepted message is queued in the outbox of each
+    /// connector whose router takes it (every connector without a router).
     pub connectors: BTreeMap<String, ConnectorConfig>,
+    /// Sandbox limits and capability grants per plugin name.
+    pub plugins: BTreeMap<String, PluginPolicy>,
+}
+
+/// One use of a plugin: which one, and the settings it reads with
+/// `host.settings()` (as JSON).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginUse {
+    pub plugin: String,
+    #[serde(default)]
+    pub config: Settings,
+}
+
+/// A plugin's settings table, passed through as JSON.
+pub type Settings = BTreeMap<String, figment::value::Value>;
+
+/// How a plugin is sandboxed. Nothing is granted unless listed here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginPolicy {
+    /// Largest linear memory the plugin may grow to; beyond it the call traps.
+    pub memory_limit: ByteSize,
+    /// Longest a single call (instantiation included) may run.
+    #[serde(with = "humantime_serde")]
+    pub deadline: Duration,
+    /// Keep one instance between messages instead of a fresh one per message.
+    /// Calls are then serialised and state (a cache, a counter) survives;
+    /// leave it off for anything that holds patient data.
+    pub keep_state: bool,
+    pub allow: Grants,
+}
+
+/// Host capabilities a plugin may use.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Grants {
+    /// Environment variables passed through (by name) from the engine's.
+    pub env: Vec<String>,
+    /// Directories the plugin may read, mounted at the same path.
+    pub read_dirs: Vec<PathBuf>,
+    /// Directories the plugin may read and write, mounted at the same path.
+    pub write_dirs: Vec<PathBuf>,
+}
+
+impl Default for PluginPolicy {
+    fn default() -> Self {
+        PluginPolicy { memory_limit: ByteSize(64 * 1024 * 1024), deadline: Duration::from_millis(250), keep_state: false, allow: Grants::default() }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -83,7 +136,12 @@ pub struct ConnectorConfig {
     /// The plugin that delivers this connector's messages.
     pub plugin: Option<String>,
     /// Settings passed to the plugin.
-    pub config: Option<BTreeMap<String, figment::value::Value>>,
+    pub config: Settings,
+    /// The router plugin deciding which messages this connector takes;
+    /// without one it takes every message.
+    pub route: Option<String>,
+    /// Settings passed to the router.
+    pub route_config: Settings,
 }
 
 impl Default for Config {
@@ -100,7 +158,9 @@ impl Default for Config {
             shutdown_timeout: Duration::from_secs(30),
             charset: CharsetConfig::default(),
             log: LogConfig::default(),
+            validate: Vec::new(),
             connectors: BTreeMap::new(),
+            plugins: BTreeMap::new(),
         }
     }
 }
@@ -170,12 +230,34 @@ impl Config {
             return invalid("log.level", format!("`{}` is not a log filter ({err})", self.log.level));
         }
         for name in self.connectors.keys() {
-            let ok = !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-            if !ok {
+            if !is_name(name) {
                 return invalid(&format!("connectors.{name}"), "connector names use letters, digits, `-`, `_` and `.` (at most 64)".into());
             }
         }
+        for (name, policy) in &self.plugins {
+            if !is_name(name) {
+                return invalid(&format!("plugins.{name}"), "plugin names use letters, digits, `-`, `_` and `.` (at most 64)".into());
+            }
+            if policy.deadline.is_zero() {
+                return invalid(&format!("plugins.{name}.deadline"), "must be greater than zero".into());
+            }
+            if policy.memory_limit.0 < 64 * 1024 {
+                return invalid(&format!("plugins.{name}.memory_limit"), "at least 64 KiB (one Wasm page)".into());
+            }
+        }
+        let uses = self.validate.iter().enumerate().map(|(i, u)| (format!("validate[{i}].plugin"), &u.plugin));
+        let routes = self.connectors.iter().filter_map(|(c, cfg)| Some((format!("connectors.{c}.route"), cfg.route.as_ref()?)));
+        for (key, plugin) in uses.chain(routes) {
+            if !is_name(plugin) {
+                return invalid(&key, format!("`{plugin}` is not a plugin name (the file name without `.wasm`)"));
+            }
+        }
         Ok(())
+    }
+
+    /// The sandbox policy of a plugin: its `[plugins.NAME]` table or the defaults.
+    pub fn plugin_policy(&self, plugin: &str) -> PluginPolicy {
+        self.plugins.get(plugin).cloned().unwrap_or_default()
     }
 
     pub fn listen_addr(&self) -> Result<SocketAddr, std::net::AddrParseError> {
@@ -193,6 +275,11 @@ impl Config {
     pub fn connector_names(&self) -> Vec<String> {
         self.connectors.keys().cloned().collect()
     }
+}
+
+/// Names of connectors and plugins: letters, digits, `-`, `_`, `.`; at most 64.
+fn is_name(name: &str) -> bool {
+    !name.is_empty() && !name.starts_with('.') && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
 #[cfg(test)]

@@ -1,3 +1,6 @@
+// figment's Jail returns its large error type by design.
+#![allow(clippy::result_large_err)]
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -59,6 +62,12 @@ fn refuses_unknown_keys_and_bad_values_naming_the_key() {
             ("[connectors.\"bad name\"]", "connectors.bad name"),
             ("[connectors.lab]\nretries = 3", "retries"),
             ("[log]\nlevel = \"[\"", "log.level"),
+            ("[[validate]]\nplugin = \"a\"\nsettings = {}", "settings"),
+            ("[[validate]]\nplugin = \"../evil\"", "validate[0].plugin"),
+            ("[connectors.lab]\nroute = \"\"", "connectors.lab.route"),
+            ("[plugins.x]\ndeadline = \"0s\"", "plugins.x.deadline"),
+            ("[plugins.x]\nmemory_limit = \"1KiB\"", "plugins.x.memory_limit"),
+            ("[plugins.x.allow]\nnetwork = true", "network"),
         ];
         for (i, (text, key)) in cases.iter().enumerate() {
             let file = format!("bad{i}.toml");
@@ -78,6 +87,29 @@ fn environment_typos_are_refused_too() {
         jail.set_env("SLUICE_IDLE_TIMOUT", "5s");
         let err = load(&[], &Overrides::default()).unwrap_err();
         assert!(err.contains("idle_timout"), "{err}");
+        Ok(())
+    });
+}
+
+#[test]
+fn reads_validators_routes_and_plugin_policies() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "p.toml",
+            "[[validate]]\nplugin = \"require-fields\"\nconfig = { paths = [\"PID-3\"] }\n[[validate]]\nplugin = \"obx\"\n\
+             [connectors.lab]\nroute = \"match\"\nroute_config = { types = [\"ORU^R01\"] }\n\
+             [plugins.obx]\ndeadline = \"1s\"\nmemory_limit = \"16MiB\"\nkeep_state = true\nallow = { env = [\"TZ\"] }\n",
+        )?;
+        let config = load(&["p.toml"], &Overrides::default()).unwrap();
+        let plugins: Vec<&str> = config.validate.iter().map(|u| u.plugin.as_str()).collect();
+        assert_eq!(plugins, ["require-fields", "obx"], "validators keep their order");
+        assert_eq!(serde_json::to_string(&config.validate[0].config).unwrap(), r#"{"paths":["PID-3"]}"#);
+        assert_eq!(config.connectors["lab"].route.as_deref(), Some("match"));
+        let obx = config.plugin_policy("obx");
+        assert_eq!((obx.deadline, obx.memory_limit.0, obx.keep_state), (Duration::from_secs(1), 16 << 20, true));
+        assert_eq!(obx.allow.env, ["TZ"]);
+        assert_eq!(config.plugin_policy("require-fields"), PluginPolicy::default(), "nothing is granted by default");
+        assert!(PluginPolicy::default().allow.env.is_empty() && PluginPolicy::default().allow.read_dirs.is_empty());
         Ok(())
     });
 }

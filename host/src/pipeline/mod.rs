@@ -1,8 +1,9 @@
 //! The message path of one frame (DESIGN §1): parse MSH → validate → route →
-//! persist → ACK. Validation and routing are where plugins slot in; until
-//! they exist every message is valid and every connector takes it.
+//! persist → ACK. Validation and routing run the configured plugins
+//! (`rules`); without any, every message is valid and every connector takes it.
 
 mod reply;
+mod rules;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,20 +13,31 @@ use bytes::Bytes;
 use crate::ack::{AckCode, AckMode, AckStamp, ErrorCode, Issue, Outcome, build_ack, build_ack_without_header};
 use crate::hl7::{CharsetPolicy, Message};
 use crate::metrics::Metrics;
+use crate::plugin::Catalog;
 use crate::outbox::{CommitHandle, Committed, MessageMeta, NewMessage, dedupe_key};
 
 pub use reply::Reply;
+pub use rules::Rules;
 
 pub struct Pipeline {
     charsets: CharsetPolicy,
-    connectors: Vec<Arc<str>>,
+    rules: Rules,
+    plugins: Option<Arc<Catalog>>,
     store: CommitHandle,
     metrics: Arc<Metrics>,
 }
 
 impl Pipeline {
+    /// A pipeline without plugins: every connector takes every message.
     pub fn new(charsets: CharsetPolicy, connectors: Vec<Arc<str>>, store: CommitHandle, metrics: Arc<Metrics>) -> Pipeline {
-        Pipeline { charsets, connectors, store, metrics }
+        Pipeline { charsets, rules: Rules::unconditional(&connectors), plugins: None, store, metrics }
+    }
+
+    /// Validates and routes with `rules`, running the plugins of `catalog`.
+    pub fn with_plugins(mut self, rules: Rules, catalog: Arc<Catalog>) -> Pipeline {
+        self.rules = rules;
+        self.plugins = Some(catalog);
+        self
     }
 
     /// Processes one frame and says what to answer.
@@ -39,13 +51,19 @@ impl Pipeline {
                 return self.refuse_unparsed(&frame, issue);
             }
         };
+        let message = Arc::new(message);
         let header = message.header();
         let mode = AckMode::requested_by(header);
 
-        if let Some(outcome) = self.validate(&message) {
-            return self.answer(&message, mode, outcome);
-        }
-        let connectors = self.route(&message);
+        let connectors = match self.validate_and_route(&message).await {
+            Ok(connectors) => connectors,
+            Err(outcome) => {
+                if let Some(issue) = outcome.issue() {
+                    tracing::info!(%peer, control_id = %lossy(&header.control_id), reason = %issue.text, "message not accepted");
+                }
+                return self.answer(&message, mode, outcome);
+            }
+        };
 
         let accepted_ack = mode.code_for(&Outcome::Accepted).map(|code| build_ack(header, message.delimiters(), message.charset(), code, None, &AckStamp::now()));
         let new = NewMessage {
@@ -81,14 +99,17 @@ impl Pipeline {
         }
     }
 
-    /// The validate step: `Some(outcome)` stops the message there.
-    fn validate(&self, _message: &Message) -> Option<Outcome> {
-        None
-    }
-
-    /// The route step: the connectors whose outbox takes this message.
-    fn route(&self, _message: &Message) -> Vec<Arc<str>> {
-        self.connectors.clone()
+    /// The validate and route steps: the connectors whose outbox takes this
+    /// message, or the outcome that stops it.
+    async fn validate_and_route(&self, message: &Arc<Message>) -> Result<Vec<Arc<str>>, Outcome> {
+        let plugins = match &self.plugins {
+            Some(catalog) if self.rules.uses_plugins() => catalog.snapshot(),
+            _ => Arc::default(),
+        };
+        if let Some(outcome) = self.rules.validate(&plugins, message).await {
+            return Err(outcome);
+        }
+        self.rules.route(&plugins, message).await
     }
 
     /// The ACK for a message that is not accepted (or an accepted one with no store involved).
@@ -118,7 +139,7 @@ impl Pipeline {
     }
 }
 
-fn lossy(bytes: &[u8]) -> String {
+pub(crate) fn lossy(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 

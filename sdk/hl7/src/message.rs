@@ -91,8 +91,7 @@ impl Message {
     /// component and subcomponent are ignored); 0 when it is absent or empty.
     pub fn repetitions(&self, path: &FieldPath) -> usize {
         match self.field_at(path) {
-            None => 0,
-            Some((field, _)) if field.is_empty() => 0,
+            None | Some((b"", _)) => 0,
             Some((_, true)) if path.field <= 2 => 1,
             Some((field, _)) => match self.delims.repetition {
                 Some(rep) => memchr::memchr_iter(rep, field).count() + 1,

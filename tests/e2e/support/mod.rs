@@ -15,6 +15,14 @@ pub use client::{RawClient, ack_field, adt};
 
 pub const SLUICE: &str = env!("CARGO_BIN_EXE_sluice");
 
+/// Plugins compiled by host/build.rs for these tests.
+pub mod wasm {
+    pub const REQUIRE_FIELDS: &str = env!("PLUGIN_WASM_REQUIRE_FIELDS");
+    pub const MATCH: &str = env!("PLUGIN_WASM_MATCH");
+    pub const MISBEHAVE: &str = env!("PLUGIN_WASM_MISBEHAVE");
+    pub const OBX_NUMERIC: &str = env!("PLUGIN_WASM_OBX_NUMERIC");
+}
+
 /// How long start-up may take before a test fails (a cold store opens in milliseconds).
 const STARTUP: Duration = Duration::from_secs(60);
 
@@ -25,13 +33,35 @@ pub struct Sluice {
     extra_config: String,
 }
 
+/// The connectors [`Sluice::start`] configures.
+const TWO_CONNECTORS: &str = "[connectors.lab]\n[connectors.archive]\n";
+
 impl Sluice {
     /// Starts a server with two connectors (`lab`, `archive`) plus `extra_config` (TOML).
     pub fn start(extra_config: &str) -> Sluice {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut sluice = Sluice { dir, addr: "127.0.0.1:0".parse().unwrap(), child: None, extra_config: extra_config.to_string() };
+        let mut sluice = Sluice::prepare(&format!("{extra_config}\n{TWO_CONNECTORS}"));
         sluice.launch();
         sluice
+    }
+
+    /// A server with exactly `config` (after `listen`, `data_dir` and
+    /// `plugins_dir`), not started yet: install plugins, then [`Sluice::launch`].
+    pub fn prepare(config: &str) -> Sluice {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(dir.path().join("plugins")).unwrap();
+        Sluice { dir, addr: "127.0.0.1:0".parse().unwrap(), child: None, extra_config: config.to_string() }
+    }
+
+    pub fn plugins_dir(&self) -> PathBuf {
+        self.dir.path().join("plugins")
+    }
+
+    /// Puts a plugin into the plugins folder the way a careful operator
+    /// does: written beside it, then renamed into place.
+    pub fn install_plugin(&self, name: &str, wasm: &Path) {
+        let staging = self.dir.path().join(format!("{name}.wasm.part"));
+        std::fs::copy(wasm, &staging).unwrap();
+        std::fs::rename(&staging, self.plugins_dir().join(format!("{name}.wasm"))).unwrap();
     }
 
     pub fn config_path(&self) -> PathBuf {
@@ -42,10 +72,11 @@ impl Sluice {
         self.dir.path().join("data")
     }
 
-    fn launch(&mut self) {
+    pub fn launch(&mut self) {
         let config = format!(
-            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n{}\n[connectors.lab]\n[connectors.archive]\n",
+            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\nplugins_dir = {:?}\n{}\n",
             self.data_dir().display().to_string(),
+            self.plugins_dir().display().to_string(),
             self.extra_config
         );
         std::fs::write(self.config_path(), config).unwrap();

@@ -1,0 +1,127 @@
+//! Running one call of a plugin: a store with the plugin's limits and
+//! grants, an instance from its `InstancePre`, the message lent as a
+//! resource, and an epoch deadline. By default every call gets a fresh
+//! instance, so nothing one message leaves in memory is seen by the next.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use wasmtime::component::Resource;
+use wasmtime::{Store, UpdateDeadline};
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+
+use super::bindings::{connector, router, types, validator};
+use super::engine::PluginEngine;
+use super::failure::{DeadlineReached, PluginFailure};
+use super::limiter::MemoryLimiter;
+use super::state::{MessageRef, PluginState};
+use crate::config::PluginPolicy;
+use crate::hl7::Message;
+
+/// A plugin's instantiation recipe, type-checked against its world.
+pub enum Pre {
+    Validator(validator::ValidatorPre<PluginState>),
+    Router(router::RouterPre<PluginState>),
+    Connector(connector::ConnectorPre<PluginState>),
+}
+
+/// A live instance and the store it lives in.
+pub struct Live {
+    store: Store<PluginState>,
+    exports: Exports,
+}
+
+enum Exports {
+    Validator(validator::Validator),
+    Router(router::Router),
+    Connector(connector::Connector),
+}
+
+/// What a call asks of the plugin.
+pub enum Call<'a> {
+    Validate,
+    Route { connector: &'a str },
+    Deliver { attempt: u32 },
+}
+
+/// What the plugin answered.
+pub enum Answer {
+    Verdict(types::Verdict),
+    Route(Result<bool, types::Issue>),
+    Delivery(types::Delivery),
+}
+
+impl Live {
+    pub async fn start(engine: &PluginEngine, name: &Arc<str>, pre: &Pre, policy: &PluginPolicy) -> Result<Live, PluginFailure> {
+        let wasi = wasi_grants(policy).map_err(|err| PluginFailure::Trap { plugin: name.to_string(), detail: format!("{err:#}") })?;
+        let state = PluginState::new(name.clone(), Arc::from("{}"), wasi, MemoryLimiter::new(policy.memory_limit.0 as usize));
+        let mut store = Store::new(&engine.engine, state);
+        store.limiter(|state| state.limiter());
+        arm_deadline(&mut store, policy);
+        let exports = match pre {
+            Pre::Validator(pre) => pre.instantiate_async(&mut store).await.map(Exports::Validator),
+            Pre::Router(pre) => pre.instantiate_async(&mut store).await.map(Exports::Router),
+            Pre::Connector(pre) => pre.instantiate_async(&mut store).await.map(Exports::Connector),
+        };
+        match exports {
+            Ok(exports) => Ok(Live { store, exports }),
+            Err(err) => Err(PluginFailure::from_error(name, policy.deadline, &err, store.data().stderr_text())),
+        }
+    }
+
+    pub async fn call(&mut self, policy: &PluginPolicy, message: Arc<Message>, settings: Arc<str>, call: Call<'_>) -> Result<Answer, PluginFailure> {
+        let answer = self.try_call(policy, message, settings, call).await;
+        answer.map_err(|err| {
+            let state = self.store.data();
+            PluginFailure::from_error(&state.plugin, policy.deadline, &err, state.stderr_text())
+        })
+    }
+
+    async fn try_call(&mut self, policy: &PluginPolicy, message: Arc<Message>, settings: Arc<str>, call: Call<'_>) -> wasmtime::Result<Answer> {
+        arm_deadline(&mut self.store, policy);
+        self.store.data_mut().set_settings(settings);
+        let handle = self.store.data_mut().lend(message)?;
+        let borrowed = Resource::<MessageRef>::new_borrow(handle.rep());
+        let store = &mut self.store;
+        let answer = match (&self.exports, call) {
+            (Exports::Validator(v), Call::Validate) => v.call_validate(&mut *store, borrowed).await.map(Answer::Verdict),
+            (Exports::Router(r), Call::Route { connector }) => r.call_route(&mut *store, borrowed, connector).await.map(Answer::Route),
+            (Exports::Connector(c), Call::Deliver { attempt }) => c.call_deliver(&mut *store, borrowed, attempt).await.map(Answer::Delivery),
+            _ => Err(wasmtime::format_err!("this plugin's world does not answer that call")),
+        };
+        self.store.data_mut().take_back(handle);
+        answer
+    }
+
+}
+
+/// Gives the next call `policy.deadline` of wall time. The epoch ticks every
+/// millisecond; at each tick the plugin yields to other tasks, and once the
+/// deadline has passed the call traps.
+fn arm_deadline(store: &mut Store<PluginState>, policy: &PluginPolicy) {
+    let deadline = Instant::now() + policy.deadline;
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        if Instant::now() >= deadline {
+            return Err(wasmtime::Error::new(DeadlineReached));
+        }
+        Ok(UpdateDeadline::Yield(1))
+    });
+}
+
+/// The WASI context: only what the policy grants. No network, no
+/// environment, no files, no stdin; stdout is discarded.
+pub fn wasi_grants(policy: &PluginPolicy) -> wasmtime::Result<WasiCtxBuilder> {
+    let mut wasi = WasiCtxBuilder::new();
+    for name in &policy.allow.env {
+        if let Ok(value) = std::env::var(name) {
+            wasi.env(name, value);
+        }
+    }
+    for (dirs, perms) in [(&policy.allow.read_dirs, FsPerms::ReadOnly), (&policy.allow.write_dirs, FsPerms::ReadWrite)] {
+        for dir in dirs {
+            wasi.preopened_dir(dir, dir.to_string_lossy(), perms)?;
+        }
+    }
+    Ok(wasi)
+}

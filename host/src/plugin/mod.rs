@@ -1,0 +1,25 @@
+//! Plugins: sandboxed WebAssembly components (the `sluice:plugin` WIT
+//! package in `wit/`) that validate, route and deliver messages. `catalog`
+//! holds what is loaded, `loader` compiles and type-checks, `instance` runs
+//! one call under its deadline and memory limit, `watch` hot-reloads.
+
+mod bindings;
+mod builtin;
+mod catalog;
+mod engine;
+mod failure;
+mod instance;
+mod limiter;
+mod loaded;
+mod loader;
+mod state;
+mod watch;
+
+pub use bindings::types::{Delivery, Issue as PluginIssue, Verdict};
+pub use builtin::names as builtin_names;
+pub use catalog::{Catalog, LoadState, PluginSet, PluginStatus, STATUS_FILE};
+pub use engine::PluginEngine;
+pub use failure::PluginFailure;
+pub use loaded::{Origin, Plugin, World};
+pub use loader::Loader;
+pub use watch::watch;

@@ -1,0 +1,163 @@
+//! What a plugin's store holds for one call, and the host side of the
+//! `message` and `host` interfaces. A store lives for one message (or, for a
+//! plugin configured with `keep_state`, for as long as its instance).
+
+use std::sync::Arc;
+
+use wasmtime::component::{Resource, ResourceTable};
+use wasmtime::ResourceLimiter;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::bindings::{host, message, types};
+use super::limiter::MemoryLimiter;
+use crate::hl7::{FieldPath, Message};
+
+/// The host resource behind a plugin's `message` handle.
+pub struct MessageRef(pub Arc<Message>);
+
+/// How much of a plugin's stderr (a panic message, say) is kept for the log.
+const STDERR_CAPTURE: usize = 4096;
+
+pub struct PluginState {
+    pub(super) plugin: Arc<str>,
+    settings: Arc<str>,
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: MemoryLimiter,
+    stderr: MemoryOutputPipe,
+}
+
+impl PluginState {
+    pub(super) fn new(plugin: Arc<str>, settings: Arc<str>, mut wasi: wasmtime_wasi::WasiCtxBuilder, limits: MemoryLimiter) -> PluginState {
+        let stderr = MemoryOutputPipe::new(STDERR_CAPTURE);
+        wasi.stderr(stderr.clone());
+        PluginState { plugin, settings, wasi: wasi.build(), table: ResourceTable::new(), limits, stderr }
+    }
+
+    pub(super) fn limiter(&mut self) -> &mut dyn ResourceLimiter {
+        &mut self.limits
+    }
+
+    pub(super) fn set_settings(&mut self, settings: Arc<str>) {
+        self.settings = settings;
+    }
+
+    pub(super) fn lend(&mut self, message: Arc<Message>) -> wasmtime::Result<Resource<MessageRef>> {
+        Ok(self.table.push(MessageRef(message))?)
+    }
+
+    pub(super) fn take_back(&mut self, handle: Resource<MessageRef>) {
+        let _ = self.table.delete(handle);
+    }
+
+    /// What the plugin wrote to stderr (Rust panics land here), for the log.
+    pub(super) fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.contents()).trim().to_string()
+    }
+
+    fn message(&self, handle: &Resource<MessageRef>) -> wasmtime::Result<&Message> {
+        Ok(&self.table.get(handle)?.0)
+    }
+}
+
+impl WasiView for PluginState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl types::Host for PluginState {}
+
+impl host::Host for PluginState {
+    fn log(&mut self, level: host::Level, text: String) -> wasmtime::Result<()> {
+        let plugin = &*self.plugin;
+        match level {
+            host::Level::Trace => tracing::trace!(target: "sluice::plugin", plugin, "{text}"),
+            host::Level::Debug => tracing::debug!(target: "sluice::plugin", plugin, "{text}"),
+            host::Level::Info => tracing::info!(target: "sluice::plugin", plugin, "{text}"),
+            host::Level::Warn => tracing::warn!(target: "sluice::plugin", plugin, "{text}"),
+            host::Level::Error => tracing::error!(target: "sluice::plugin", plugin, "{text}"),
+        }
+        Ok(())
+    }
+
+    fn settings(&mut self) -> wasmtime::Result<String> {
+        Ok(self.settings.to_string())
+    }
+}
+
+impl message::Host for PluginState {}
+
+impl message::HostMessage for PluginState {
+    fn raw(&mut self, msg: Resource<MessageRef>) -> wasmtime::Result<Vec<u8>> {
+        Ok(self.message(&msg)?.raw().to_vec())
+    }
+
+    fn header(&mut self, msg: Resource<MessageRef>) -> wasmtime::Result<message::Header> {
+        let m = self.message(&msg)?;
+        let text = |path: &str| path.parse().ok().and_then(|p: FieldPath| m.text_at(&p)).unwrap_or_default();
+        Ok(message::Header {
+            sending_application: text("MSH-3.1"),
+            sending_facility: text("MSH-4.1"),
+            receiving_application: text("MSH-5.1"),
+            receiving_facility: text("MSH-6.1"),
+            timestamp: text("MSH-7.1"),
+            message_code: text("MSH-9.1"),
+            trigger_event: text("MSH-9.2"),
+            message_structure: text("MSH-9.3"),
+            control_id: text("MSH-10"),
+            processing_id: text("MSH-11.1"),
+            version: text("MSH-12.1"),
+        })
+    }
+
+    fn get(&mut self, msg: Resource<MessageRef>, path: String) -> wasmtime::Result<Result<Option<String>, String>> {
+        let m = self.message(&msg)?;
+        Ok(parse_path(&path).map(|p| m.raw_at(&p).filter(|raw| !raw.is_empty()).and_then(|_| m.text_at(&p))))
+    }
+
+    fn get_raw(&mut self, msg: Resource<MessageRef>, path: String) -> wasmtime::Result<Result<Option<Vec<u8>>, String>> {
+        let m = self.message(&msg)?;
+        Ok(parse_path(&path).map(|p| m.raw_at(&p).filter(|raw| !raw.is_empty()).map(<[u8]>::to_vec)))
+    }
+
+    fn repetitions(&mut self, msg: Resource<MessageRef>, path: String) -> wasmtime::Result<Result<u32, String>> {
+        let m = self.message(&msg)?;
+        Ok(parse_path(&path).map(|p| m.repetitions(&p).try_into().unwrap_or(u32::MAX)))
+    }
+
+    fn count(&mut self, msg: Resource<MessageRef>, segment_id: String) -> wasmtime::Result<u32> {
+        let m = self.message(&msg)?;
+        Ok(m.segment_ids().filter(|id| *id == segment_id.as_bytes()).count().try_into().unwrap_or(u32::MAX))
+    }
+
+    fn segments(&mut self, msg: Resource<MessageRef>) -> wasmtime::Result<Vec<message::SegmentRef>> {
+        let m = self.message(&msg)?;
+        let mut seen: Vec<(&[u8], u32)> = Vec::new();
+        Ok(m.segment_ids()
+            .map(|id| {
+                let occurrence = match seen.iter_mut().find(|(s, _)| *s == id) {
+                    Some((_, n)) => {
+                        *n += 1;
+                        *n
+                    }
+                    None => {
+                        seen.push((id, 1));
+                        1
+                    }
+                };
+                message::SegmentRef { id: String::from_utf8_lossy(id).into_owned(), occurrence }
+            })
+            .collect())
+    }
+
+    fn drop(&mut self, msg: Resource<MessageRef>) -> wasmtime::Result<()> {
+        self.table.delete(msg)?;
+        Ok(())
+    }
+}
+
+fn parse_path(path: &str) -> Result<FieldPath, String> {
+    path.parse().map_err(|err: crate::hl7::PathError| err.to_string())
+}

@@ -124,6 +124,37 @@ fn instances_keep_no_state_between_messages_unless_configured_to() {
 }
 
 #[test]
+fn plugins_get_no_environment_and_no_files_unless_granted() {
+    let granted_dir = tempfile::tempdir().unwrap();
+    let file = granted_dir.path().join("lookup.csv");
+    std::fs::write(&file, "12345,ok\n").unwrap();
+    // Each validator acts only on messages whose control ID is its marker.
+    let step = |plugin: &str, mode: &str, target: &str, marker: &str| {
+        format!("[[validate]]\nplugin = \"{plugin}\"\nconfig = {{ mode = \"{mode}\", target = {target:?}, when = \"{marker}\" }}\n")
+    };
+    let file_path = file.display().to_string();
+    let config = [
+        step("denied", "read-file", &file_path, "READDENIED"),
+        step("denied", "show-env", "PLUGIN_TEST_SECRET", "ENVDENIED"),
+        step("granted", "read-file", &file_path, "READGRANTED"),
+        step("granted", "show-env", "PLUGIN_TEST_SECRET", "ENVGRANTED"),
+        format!("[plugins.granted]\nallow = {{ env = [\"PLUGIN_TEST_SECRET\"], read_dirs = [{:?}] }}\n", granted_dir.path().display().to_string()),
+        "[connectors.lab]\n".to_string(),
+    ]
+    .concat();
+    let mut sluice = Sluice::prepare(&config);
+    sluice.install_plugin("denied", Path::new(wasm::MISBEHAVE));
+    sluice.install_plugin("granted", Path::new(wasm::MISBEHAVE));
+    sluice.launch_with_env(&[("PLUGIN_TEST_SECRET", "s3cret")]);
+    let mut client = sluice.client();
+    let mut answer = |id: &str| ack_field(&client.send(&adt(id)), "MSA", 3);
+    assert!(answer("READDENIED").starts_with("cannot read"), "no directory is granted by default");
+    assert_eq!(answer("ENVDENIED"), "env PLUGIN_TEST_SECRET=unset", "no environment is granted by default");
+    assert_eq!(answer("READGRANTED"), "read 9 bytes");
+    assert_eq!(answer("ENVGRANTED"), "env PLUGIN_TEST_SECRET=s3cret");
+}
+
+#[test]
 fn the_example_plugin_reads_a_repeated_obx_field() {
     let config = "[[validate]]\nplugin = \"obx-numeric\"\n[connectors.lab]\n";
     let sluice = start(config, &[("obx-numeric", wasm::OBX_NUMERIC)]);

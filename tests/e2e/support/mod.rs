@@ -73,6 +73,11 @@ impl Sluice {
     }
 
     pub fn launch(&mut self) {
+        self.launch_with_env(&[]);
+    }
+
+    /// [`Sluice::launch`] with extra environment variables for the server.
+    pub fn launch_with_env(&mut self, env: &[(&str, &str)]) {
         let config = format!(
             "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\nplugins_dir = {:?}\n{}\n",
             self.data_dir().display().to_string(),
@@ -85,6 +90,7 @@ impl Sluice {
             .args(["serve", "--config"])
             .arg(self.config_path())
             .env("RUST_BACKTRACE", "1")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()

@@ -31,6 +31,12 @@ enum Mode {
     Reject,
     /// Always answers `error` (code 207): the AE path.
     Error,
+    /// Rejects with the value of the environment variable `target` as the
+    /// plugin sees it (`unset` when it cannot): proves env grants.
+    ShowEnv,
+    /// Rejects saying whether the file `target` could be read: proves
+    /// directory grants (and that nothing is readable by default).
+    ReadFile,
 }
 
 #[derive(Deserialize)]
@@ -42,6 +48,9 @@ struct Settings {
     /// Misbehave only for messages whose MSH-10 contains this; accept the
     /// rest. Lets one test run well-behaved traffic beside the bad.
     when: Option<String>,
+    /// What `show-env` and `read-file` look at.
+    #[serde(default)]
+    target: String,
 }
 
 static CALLS: AtomicU32 = AtomicU32::new(0);
@@ -71,6 +80,14 @@ impl Validator for Misbehave {
                 Verdict::Reject(Issue::new(ErrorCode::UNSUPPORTED_MESSAGE_TYPE, text).at("MSH-9"))
             }
             Mode::Error => Verdict::Error(Issue::internal_error("misbehave: error on purpose")),
+            Mode::ShowEnv => {
+                let value = std::env::var(&settings.target).unwrap_or_else(|_| "unset".into());
+                Verdict::Reject(Issue::internal_error(format!("env {}={value}", settings.target)))
+            }
+            Mode::ReadFile => match std::fs::read(&settings.target) {
+                Ok(bytes) => Verdict::Reject(Issue::internal_error(format!("read {} bytes", bytes.len()))),
+                Err(err) => Verdict::Reject(Issue::internal_error(format!("cannot read: {err}"))),
+            },
         }
     }
 }

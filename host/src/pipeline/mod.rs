@@ -13,7 +13,7 @@ use bytes::Bytes;
 use crate::ack::{AckCode, AckMode, AckStamp, ErrorCode, Issue, Outcome, build_ack, build_ack_without_header};
 use crate::hl7::{CharsetPolicy, Message};
 use crate::metrics::Metrics;
-use crate::plugin::Catalog;
+use crate::plugin::{Catalog, MessageScope};
 use crate::outbox::{CommitHandle, Committed, MessageMeta, NewMessage, dedupe_key};
 
 pub use reply::Reply;
@@ -106,10 +106,12 @@ impl Pipeline {
             Some(catalog) if self.rules.uses_plugins() => catalog.snapshot(),
             _ => Arc::default(),
         };
-        if let Some(outcome) = self.rules.validate(&plugins, message).await {
+        // The message's plugin instances go when it has been judged and routed.
+        let mut scope = MessageScope::default();
+        if let Some(outcome) = self.rules.validate(&plugins, &mut scope, message).await {
             return Err(outcome);
         }
-        self.rules.route(&plugins, message).await
+        self.rules.route(&plugins, &mut scope, message).await
     }
 
     /// The ACK for a message that is not accepted (or an accepted one with no store involved).

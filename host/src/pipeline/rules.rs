@@ -9,7 +9,7 @@ use crate::ack::{ErrorCode, Issue, Outcome};
 use crate::config::{Config, Settings};
 use crate::hl7::Message;
 use super::lossy;
-use crate::plugin::{PluginIssue, PluginSet, Verdict};
+use crate::plugin::{MessageScope, PluginIssue, PluginSet, Verdict};
 
 /// One use of a plugin with its settings, serialised once as JSON.
 #[derive(Debug, Clone)]
@@ -54,10 +54,10 @@ impl Rules {
 
     /// Runs the validators in order; `Some` is the first non-accepting
     /// outcome. A validator whose plugin file was removed is skipped.
-    pub async fn validate(&self, plugins: &PluginSet, message: &Arc<Message>) -> Option<Outcome> {
+    pub async fn validate(&self, plugins: &PluginSet, scope: &mut MessageScope, message: &Arc<Message>) -> Option<Outcome> {
         for step in &self.validators {
             let Some(plugin) = plugins.get(&step.plugin) else { continue };
-            match plugin.validate(message.clone(), step.settings.clone()).await {
+            match plugin.validate(scope, message.clone(), step.settings.clone()).await {
                 Ok(Verdict::Accept) => {}
                 Ok(Verdict::Reject(issue)) => return Some(Outcome::Rejected(ack_issue(issue))),
                 Ok(Verdict::Error(issue)) => return Some(Outcome::Errored(ack_issue(issue))),
@@ -74,7 +74,7 @@ impl Rules {
     /// (a router that cannot decide). A connector whose router plugin file
     /// was removed takes nothing until it is back: sending patient data to a
     /// destination no rule allows is worse than holding it.
-    pub async fn route(&self, plugins: &PluginSet, message: &Arc<Message>) -> Result<Vec<Arc<str>>, Outcome> {
+    pub async fn route(&self, plugins: &PluginSet, scope: &mut MessageScope, message: &Arc<Message>) -> Result<Vec<Arc<str>>, Outcome> {
         let mut taken = Vec::with_capacity(self.routes.len());
         for route in &self.routes {
             let Some(step) = &route.router else {
@@ -82,7 +82,7 @@ impl Rules {
                 continue;
             };
             let Some(plugin) = plugins.get(&step.plugin) else { continue };
-            match plugin.route(message.clone(), step.settings.clone(), &route.connector).await {
+            match plugin.route(scope, message.clone(), step.settings.clone(), &route.connector).await {
                 Ok(Ok(true)) => taken.push(route.connector.clone()),
                 Ok(Ok(false)) => {}
                 Ok(Err(issue)) => return Err(Outcome::Errored(ack_issue(issue))),

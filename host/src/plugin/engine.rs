@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use wasmtime::component::{HasSelf, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::bindings::validator::Validator;
 use super::state::PluginState;
@@ -14,6 +14,9 @@ use super::state::PluginState;
 /// How often the epoch advances: the granularity of plugin deadlines, and how
 /// often a long-running plugin yields its thread to other connections.
 pub const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// Bytes of each pooled memory and table reset in place rather than released.
+const KEEP_RESIDENT: usize = 4 << 20;
 
 /// Plugin instances alive at once (each message's calls, kept instances).
 const POOL_INSTANCES: u32 = 1000;
@@ -58,7 +61,13 @@ fn config(pool_memory: Option<usize>) -> Config {
             .total_memories(POOL_INSTANCES * 2)
             .total_tables(POOL_INSTANCES * 4)
             .total_stacks(POOL_INSTANCES)
-            .max_memory_size(max_memory);
+            .max_memory_size(max_memory)
+            // A slot is reused for the next call: reset only the pages the
+            // last call dirtied (PAGEMAP_SCAN, Linux 6.7+) and keep them
+            // resident, instead of unmapping them and faulting them back in.
+            .pagemap_scan(Enabled::Auto)
+            .linear_memory_keep_resident(KEEP_RESIDENT)
+            .table_keep_resident(KEEP_RESIDENT);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     config

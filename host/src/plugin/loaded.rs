@@ -2,6 +2,11 @@
 //! its sandbox policy, and the `InstancePre` every call starts from. A
 //! message holds an `Arc` to the version it started with, so a hot reload
 //! never changes the plugin under a message in flight.
+//!
+//! Instances live for one message: a plugin that several steps of a message
+//! use (the same router on five connectors) is instantiated once for it, in
+//! the message's [`MessageScope`], and dropped with it. A `keep_state` plugin
+//! keeps its one instance across messages instead.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -68,32 +73,62 @@ pub struct Plugin {
     pub(super) kept: Option<tokio::sync::Mutex<Option<Live>>>,
 }
 
+/// The plugin instances one message has used; dropped when the message is done.
+#[derive(Default)]
+pub struct MessageScope {
+    /// Keyed by the address of the plugin version, which the message's
+    /// snapshot keeps alive.
+    lives: Vec<(usize, Live)>,
+}
+
 impl Plugin {
-    pub async fn validate(&self, message: Arc<Message>, settings: Arc<str>) -> Result<types::Verdict, PluginFailure> {
-        match self.call(message, settings, Call::Validate).await? {
+    pub async fn validate(&self, scope: &mut MessageScope, message: Arc<Message>, settings: Arc<str>) -> Result<types::Verdict, PluginFailure> {
+        match self.call(scope, message, settings, Call::Validate).await? {
             Answer::Verdict(verdict) => Ok(verdict),
             _ => Err(self.wrong_world()),
         }
     }
 
-    pub async fn route(&self, message: Arc<Message>, settings: Arc<str>, connector: &str) -> Result<Result<bool, types::Issue>, PluginFailure> {
-        match self.call(message, settings, Call::Route { connector }).await? {
+    pub async fn route(
+        &self,
+        scope: &mut MessageScope,
+        message: Arc<Message>,
+        settings: Arc<str>,
+        connector: &str,
+    ) -> Result<Result<bool, types::Issue>, PluginFailure> {
+        match self.call(scope, message, settings, Call::Route { connector }).await? {
             Answer::Route(taken) => Ok(taken),
             _ => Err(self.wrong_world()),
         }
     }
 
-    pub async fn deliver(&self, message: Arc<Message>, settings: Arc<str>, attempt: u32) -> Result<types::Delivery, PluginFailure> {
-        match self.call(message, settings, Call::Deliver { attempt }).await? {
+    pub async fn deliver(&self, scope: &mut MessageScope, message: Arc<Message>, settings: Arc<str>, attempt: u32) -> Result<types::Delivery, PluginFailure> {
+        match self.call(scope, message, settings, Call::Deliver { attempt }).await? {
             Answer::Delivery(delivery) => Ok(delivery),
             _ => Err(self.wrong_world()),
         }
     }
 
-    async fn call(&self, message: Arc<Message>, settings: Arc<str>, call: Call<'_>) -> Result<Answer, PluginFailure> {
+    async fn call(&self, scope: &mut MessageScope, message: Arc<Message>, settings: Arc<str>, call: Call<'_>) -> Result<Answer, PluginFailure> {
         let Some(kept) = &self.kept else {
-            let mut live = Live::start(&self.engine, &self.name, &self.pre, &self.policy).await?;
-            return live.call(&self.policy, message, settings, call).await;
+            let key = self as *const Plugin as usize;
+            // (Looked up before the match: a borrow of the scope must not be
+            // held across the await below.)
+            let found = scope.lives.iter().position(|(k, _)| *k == key);
+            let index = match found {
+                Some(index) => index,
+                None => {
+                    scope.lives.push((key, Live::start(&self.engine, &self.name, &self.pre, &self.policy).await?));
+                    scope.lives.len() - 1
+                }
+            };
+            let answer = scope.lives[index].1.call(&self.policy, message, settings, call).await;
+            // An instance that failed may be left in any state: the next
+            // step that uses this plugin gets a new one.
+            if answer.is_err() {
+                scope.lives.swap_remove(index);
+            }
+            return answer;
         };
         let mut slot = kept.lock().await;
         let mut live = match slot.take() {
@@ -101,7 +136,6 @@ impl Plugin {
             None => Live::start(&self.engine, &self.name, &self.pre, &self.policy).await?,
         };
         let answer = live.call(&self.policy, message, settings, call).await;
-        // An instance that failed may be left in any state: start afresh.
         if answer.is_ok() {
             *slot = Some(live);
         }

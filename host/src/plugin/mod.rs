@@ -20,7 +20,7 @@ pub use builtin::names as builtin_names;
 pub use catalog::{Catalog, LoadState, PluginSet, PluginStatus, STATUS_FILE, plugin_name};
 pub use engine::PluginEngine;
 pub use failure::PluginFailure;
-pub use loaded::{Origin, Plugin, World};
+pub use loaded::{MessageScope, Origin, Plugin, World};
 pub use loader::Loader;
 pub use watch::watch;
 

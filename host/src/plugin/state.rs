@@ -11,7 +11,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{host, message, types};
 use super::limiter::MemoryLimiter;
-use crate::hl7::{FieldPath, Message};
+use crate::hl7::{FieldPath, Message, escape};
 
 /// The host resource behind a plugin's `message` handle.
 pub struct MessageRef(pub Arc<Message>);
@@ -96,25 +96,33 @@ impl message::HostMessage for PluginState {
 
     fn header(&mut self, msg: Resource<MessageRef>) -> wasmtime::Result<message::Header> {
         let m = self.message(&msg)?;
-        let text = |path: &str| path.parse().ok().and_then(|p: FieldPath| m.text_at(&p)).unwrap_or_default();
+        let h = m.header();
+        // The parsed header already holds these fields: decode their first
+        // component rather than looking each up by path again.
+        let delims = m.delimiters();
+        let first = |field: &[u8], n: usize| -> String {
+            let part = field.split(|&b| b == delims.component).nth(n).unwrap_or_default();
+            escape::unescape(part, delims, m.charset())
+        };
+        let timestamp = "MSH-7.1".parse().ok().and_then(|p: FieldPath| m.text_at(&p)).unwrap_or_default();
         Ok(message::Header {
-            sending_application: text("MSH-3.1"),
-            sending_facility: text("MSH-4.1"),
-            receiving_application: text("MSH-5.1"),
-            receiving_facility: text("MSH-6.1"),
-            timestamp: text("MSH-7.1"),
-            message_code: text("MSH-9.1"),
-            trigger_event: text("MSH-9.2"),
-            message_structure: text("MSH-9.3"),
-            control_id: text("MSH-10"),
-            processing_id: text("MSH-11.1"),
-            version: text("MSH-12.1"),
+            sending_application: first(&h.sending_application, 0),
+            sending_facility: first(&h.sending_facility, 0),
+            receiving_application: first(&h.receiving_application, 0),
+            receiving_facility: first(&h.receiving_facility, 0),
+            timestamp,
+            message_code: first(&h.message_type, 0),
+            trigger_event: first(&h.message_type, 1),
+            message_structure: first(&h.message_type, 2),
+            control_id: first(&h.control_id, 0),
+            processing_id: first(&h.processing_id, 0),
+            version: first(&h.version, 0),
         })
     }
 
     fn get(&mut self, msg: Resource<MessageRef>, path: String) -> wasmtime::Result<Result<Option<String>, String>> {
         let m = self.message(&msg)?;
-        Ok(parse_path(&path).map(|p| m.raw_at(&p).filter(|raw| !raw.is_empty()).and_then(|_| m.text_at(&p))))
+        Ok(parse_path(&path).map(|p| m.raw_at(&p).filter(|raw| !raw.is_empty()).map(|raw| escape::unescape(raw, m.delimiters(), m.charset()))))
     }
 
     fn get_raw(&mut self, msg: Resource<MessageRef>, path: String) -> wasmtime::Result<Result<Option<Vec<u8>>, String>> {

@@ -95,3 +95,4 @@ fn a_plugin_name_is_a_wasm_file_stem() {
         assert_eq!(plugin_name(Path::new(other)), None, "{other}");
     }
 }
+

@@ -124,6 +124,20 @@ fn instances_keep_no_state_between_messages_unless_configured_to() {
 }
 
 #[test]
+fn one_message_shares_an_instance_between_steps_and_the_next_message_gets_a_fresh_one() {
+    // The same plugin as two steps: its second call within a message is its
+    // instance's second call; the next message starts over.
+    let config = "[[validate]]\nplugin = \"counter\"\nconfig = { mode = \"count\", when = \"TWICE\" }\n\
+[[validate]]\nplugin = \"counter\"\nconfig = { mode = \"count\", when = \"TWICE\" }\n[connectors.lab]\n";
+    let sluice = start(config, &[("counter", wasm::MISBEHAVE)]);
+    let mut client = sluice.client();
+    for id in ["TWICE1", "TWICE2"] {
+        let ack = client.send(&adt(id));
+        assert_eq!(ack_field(&ack, "MSA", 3), "call 2", "{id}: {}", String::from_utf8_lossy(&ack));
+    }
+}
+
+#[test]
 fn plugins_get_no_environment_and_no_files_unless_granted() {
     let granted_dir = tempfile::tempdir().unwrap();
     let file = granted_dir.path().join("lookup.csv");

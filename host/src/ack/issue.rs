@@ -1,39 +1,8 @@
 //! What went wrong with a message, in the terms an ACK reports it: MSA-3
 //! text, ERR-3 code (HL7 table 0357) and ERR-2 location.
 
+pub use crate::hl7::ErrorCode;
 use crate::hl7::{FieldPath, ParseError};
-
-/// HL7 table 0357 (message error condition codes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ErrorCode(pub u16);
-
-impl ErrorCode {
-    pub const SEGMENT_SEQUENCE_ERROR: ErrorCode = ErrorCode(100);
-    pub const REQUIRED_FIELD_MISSING: ErrorCode = ErrorCode(101);
-    pub const DATA_TYPE_ERROR: ErrorCode = ErrorCode(102);
-    pub const TABLE_VALUE_NOT_FOUND: ErrorCode = ErrorCode(103);
-    pub const UNSUPPORTED_MESSAGE_TYPE: ErrorCode = ErrorCode(200);
-    pub const APPLICATION_INTERNAL_ERROR: ErrorCode = ErrorCode(207);
-
-    /// The table's text for ERR-3.2.
-    pub fn text(self) -> &'static str {
-        match self.0 {
-            0 => "Message accepted",
-            100 => "Segment sequence error",
-            101 => "Required field missing",
-            102 => "Data type error",
-            103 => "Table value not found",
-            200 => "Unsupported message type",
-            201 => "Unsupported event code",
-            202 => "Unsupported processing id",
-            203 => "Unsupported version id",
-            204 => "Unknown key identifier",
-            205 => "Duplicate key identifier",
-            206 => "Application record locked",
-            _ => "Application internal error",
-        }
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Issue {

@@ -3,6 +3,7 @@
 
 mod charset;
 mod delimiters;
+mod error_code;
 pub mod escape;
 mod header;
 mod message;
@@ -10,6 +11,7 @@ mod path;
 
 pub use charset::{Charset, CharsetPolicy};
 pub use delimiters::Delimiters;
+pub use error_code::ErrorCode;
 pub use header::Header;
 pub use message::Message;
 pub use path::{FieldPath, PathError};

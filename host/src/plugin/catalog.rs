@@ -14,7 +14,7 @@ use super::builtin::BUILTIN;
 use super::engine::PluginEngine;
 use super::loaded::{Origin, Plugin, World};
 use super::loader::Loader;
-use crate::config::Config;
+use crate::config::{Config, PluginPolicy};
 
 pub type PluginSet = HashMap<String, Arc<Plugin>>;
 
@@ -61,7 +61,7 @@ impl Catalog {
     /// Loads the built-in plugins and the plugins folder, and checks that
     /// every plugin the configuration names exists in the right world.
     pub fn open(config: Arc<Config>) -> anyhow::Result<Catalog> {
-        let max_memory = config.plugins.values().map(|p| p.memory_limit.0).chain([config.plugin_policy("").memory_limit.0]).max().unwrap_or_default();
+        let max_memory = config.plugins.values().map(|p| p.memory_limit.0).chain([PluginPolicy::default().memory_limit.0]).max().unwrap_or_default();
         let engine = PluginEngine::new(max_memory as usize).map_err(anyhow::Error::from).context("cannot start the plugin engine")?;
         let loader = Loader::new(engine, Some(config.data_dir.join("plugin-cache")));
         let catalog = Catalog {
@@ -73,8 +73,12 @@ impl Catalog {
             status_file: config.data_dir.join(STATUS_FILE),
             config,
         };
+        // A built-in that does not fit the configuration (its name used in
+        // another role) may be shadowed by a file; check_required judges.
         for (name, _) in BUILTIN {
-            catalog.load_builtin(name)?;
+            if let Err(err) = catalog.load_builtin(name) {
+                catalog.record_failure(name, "built-in", format!("{err:#}"));
+            }
         }
         for file in catalog.wasm_files() {
             catalog.reload(&file);
@@ -109,7 +113,7 @@ impl Catalog {
         match std::fs::read(file) {
             Ok(bytes) => self.load_file(&name, file, &bytes),
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => self.unload(&name),
-            Err(err) => self.record_failure(&name, file, format!("cannot read {}: {err}", file.display())),
+            Err(err) => self.record_failure(&name, &file.display().to_string(), format!("cannot read {}: {err}", file.display())),
         }
         self.write_status();
     }
@@ -126,7 +130,7 @@ impl Catalog {
             }
             Err(err) => {
                 tracing::error!(plugin = name, file = %file.display(), "plugin not loaded, the previous version (if any) keeps serving: {err:#}");
-                self.record_failure(name, file, format!("{err:#}"));
+                self.record_failure(name, &file.display().to_string(), format!("{err:#}"));
             }
         }
     }
@@ -191,14 +195,14 @@ impl Catalog {
         self.status.lock().unwrap_or_else(PoisonError::into_inner).insert(status.name.clone(), status);
     }
 
-    fn record_failure(&self, name: &str, file: &Path, error: String) {
+    fn record_failure(&self, name: &str, origin: &str, error: String) {
         let mut status = self.status.lock().unwrap_or_else(PoisonError::into_inner);
         let entry = status.entry(name.to_string()).or_insert_with(|| PluginStatus {
             name: name.to_string(),
             world: String::new(),
             wit_version: String::new(),
             hash: String::new(),
-            origin: file.display().to_string(),
+            origin: origin.to_string(),
             state: LoadState::Failed,
             last_error: None,
         });

@@ -96,3 +96,14 @@ fn a_plugin_name_is_a_wasm_file_stem() {
     }
 }
 
+
+#[test]
+fn a_file_may_take_a_built_in_name_for_another_role() {
+    let dir = tempfile::tempdir().unwrap();
+    install(dir.path(), "match", env!("PLUGIN_WASM_MISBEHAVE"));
+    let mut config = config(dir.path());
+    config.validate[0].plugin = "match".into();
+    let catalog = Catalog::open(Arc::new(config)).unwrap();
+    assert_eq!(catalog.snapshot()["match"].world, World::Validator);
+    assert_eq!(status(&catalog, "match").state, LoadState::Loaded);
+}

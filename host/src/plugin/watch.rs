@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use super::catalog::{Catalog, plugin_name};
 
 /// Quiet time after the last event before the changed files are read.
-const DEBOUNCE: Duration = Duration::from_millis(150);
+const DEBOUNCE: Duration = Duration::from_millis(100);
 
 /// Starts watching; the returned task ends when `shutdown` is cancelled.
 pub fn watch(catalog: Arc<Catalog>, shutdown: tokio_util::sync::CancellationToken) -> anyhow::Result<tokio::task::JoinHandle<()>> {

@@ -9,7 +9,7 @@ use crate::ack::{ErrorCode, Issue, Outcome};
 use crate::config::{Config, Settings};
 use crate::hl7::Message;
 use super::lossy;
-use crate::plugin::{MessageScope, PluginIssue, PluginSet, Verdict};
+use crate::plugin::{MessageScope, PluginFailure, PluginIssue, PluginSet, Verdict};
 
 /// One use of a plugin with its settings, serialised once as JSON.
 #[derive(Debug, Clone)]
@@ -61,10 +61,7 @@ impl Rules {
                 Ok(Verdict::Accept) => {}
                 Ok(Verdict::Reject(issue)) => return Some(Outcome::Rejected(ack_issue(issue))),
                 Ok(Verdict::Error(issue)) => return Some(Outcome::Errored(ack_issue(issue))),
-                Err(failure) => {
-                    tracing::warn!(plugin = %step.plugin, control_id = %lossy(&message.header().control_id), "{failure}");
-                    return Some(Outcome::Errored(Issue::new(ErrorCode::APPLICATION_INTERNAL_ERROR, failure.to_string())));
-                }
+                Err(failure) => return Some(failed(failure, message, None)),
             }
         }
         None
@@ -86,10 +83,7 @@ impl Rules {
                 Ok(Ok(true)) => taken.push(route.connector.clone()),
                 Ok(Ok(false)) => {}
                 Ok(Err(issue)) => return Err(Outcome::Errored(ack_issue(issue))),
-                Err(failure) => {
-                    tracing::warn!(plugin = %step.plugin, connector = %route.connector, control_id = %lossy(&message.header().control_id), "{failure}");
-                    return Err(Outcome::Errored(Issue::new(ErrorCode::APPLICATION_INTERNAL_ERROR, failure.to_string())));
-                }
+                Err(failure) => return Err(failed(failure, message, Some(&route.connector))),
             }
         }
         Ok(taken)
@@ -101,6 +95,14 @@ impl Step {
         let json = serde_json::to_string(settings).unwrap_or_else(|_| "{}".into());
         Step { plugin: plugin.to_string(), settings: Arc::from(json) }
     }
+}
+
+/// A plugin that gave no answer (trap, deadline, memory): logged, and an AE
+/// whose text names the plugin and the cause.
+/// `connector` is the connector a router was deciding for.
+fn failed(failure: PluginFailure, message: &Message, connector: Option<&str>) -> Outcome {
+    tracing::warn!(control_id = %lossy(&message.header().control_id), connector, "{failure}");
+    Outcome::Errored(Issue::new(ErrorCode::APPLICATION_INTERNAL_ERROR, failure.to_string()))
 }
 
 /// A plugin's issue in ACK terms; a location that is not a valid path is dropped.

@@ -7,7 +7,3 @@ pub const BUILTIN: &[(&str, &[u8])] = &[
     ("require-fields", include_bytes!(concat!(env!("OUT_DIR"), "/require-fields.wasm"))),
     ("match", include_bytes!(concat!(env!("OUT_DIR"), "/match.wasm"))),
 ];
-
-pub fn names() -> impl Iterator<Item = &'static str> {
-    BUILTIN.iter().map(|(name, _)| *name)
-}

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::builtin::BUILTIN;
 use super::engine::PluginEngine;
 use super::loaded::{Origin, Plugin, World};
-use super::loader::Loader;
+use super::loader::{Loader, content_hash};
 use crate::config::{Config, PluginPolicy};
 
 pub type PluginSet = HashMap<String, Arc<Plugin>>;
@@ -119,7 +119,7 @@ impl Catalog {
     }
 
     fn load_file(&self, name: &str, file: &Path, bytes: &[u8]) {
-        let hash = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(bytes));
+        let hash = content_hash(bytes);
         if self.snapshot().get(name).is_some_and(|p| p.hash == hash && p.origin == Origin::File(file.to_path_buf())) {
             return;
         }

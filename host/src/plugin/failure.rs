@@ -13,8 +13,6 @@ pub enum PluginFailure {
     Memory { plugin: String, cause: MemoryLimitExceeded },
     #[error("plugin `{plugin}` trapped: {detail}")]
     Trap { plugin: String, detail: String },
-    #[error("plugin `{plugin}` is not loaded")]
-    Missing { plugin: String },
 }
 
 /// Marks an epoch deadline reached, so it is told apart from other traps.

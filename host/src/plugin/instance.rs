@@ -1,7 +1,7 @@
 //! Running one call of a plugin: a store with the plugin's limits and
 //! grants, an instance from its `InstancePre`, the message lent as a
-//! resource, and an epoch deadline. By default every call gets a fresh
-//! instance, so nothing one message leaves in memory is seen by the next.
+//! resource, and an epoch deadline. Which instance a call runs on (one per
+//! message, or one kept across messages) is decided in `loaded`.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -92,7 +92,6 @@ impl Live {
         self.store.data_mut().take_back(handle);
         answer
     }
-
 }
 
 /// Gives the next call `policy.deadline` of wall time. The epoch ticks every

@@ -39,7 +39,7 @@ impl Loader {
     }
 
     pub fn load(&self, name: &str, bytes: &[u8], origin: Origin, policy: PluginPolicy) -> anyhow::Result<Plugin> {
-        let hash = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(bytes));
+        let hash = content_hash(bytes);
         let component = self.compile(bytes, &hash)?;
         let engine = &self.engine.engine;
         let ty = component.component_type();
@@ -90,6 +90,12 @@ impl Loader {
         self.engine.engine.precompile_compatibility_hash().hash(&mut hasher);
         hasher.finish()
     }
+}
+
+/// What identifies a plugin's bytes: xxh3-128, hex (the cache key, and the
+/// hash `sluice plugins list` shows).
+pub fn content_hash(bytes: &[u8]) -> String {
+    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(bytes))
 }
 
 /// The world a component implements, from the function it exports.

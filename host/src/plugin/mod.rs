@@ -16,12 +16,10 @@ mod state;
 mod watch;
 
 pub use bindings::types::{Delivery, Issue as PluginIssue, Verdict};
-pub use builtin::names as builtin_names;
 pub use catalog::{Catalog, LoadState, PluginSet, PluginStatus, STATUS_FILE, plugin_name};
 pub use engine::PluginEngine;
 pub use failure::PluginFailure;
 pub use loaded::{MessageScope, Origin, Plugin, World};
-pub use loader::Loader;
 pub use watch::watch;
 
 #[cfg(test)]

@@ -56,3 +56,25 @@ impl Metrics {
         self.acks[code as usize].get()
     }
 }
+
+/// The outcome of one delivery attempt, as counted in metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptResult {
+    Delivered,
+    /// The plugin asked for a retry.
+    Retry,
+    /// The plugin refused the message for good (dead-lettered).
+    Rejected,
+    /// The plugin trapped, ran out of time or memory, or the attempt timed out.
+    Failed,
+}
+
+impl Metrics {
+    pub fn record_attempt(&self, _connector: &str, _result: AttemptResult) {}
+
+    /// Time from the message's ACK (its durable write) to its delivery.
+    pub fn observe_delivery_latency(&self, _connector: &str, _latency: std::time::Duration) {}
+
+    /// One call into a plugin, instantiation included. `world`: validator, router or connector.
+    pub fn observe_plugin_call(&self, _plugin: &str, _world: &str, _elapsed: std::time::Duration) {}
+}

@@ -55,6 +55,32 @@ pub struct Config {
     pub connectors: BTreeMap<String, ConnectorConfig>,
     /// Sandbox limits and capability grants per plugin name.
     pub plugins: BTreeMap<String, PluginPolicy>,
+    /// The admin HTTP endpoint: health, metrics, and the API the CLI uses.
+    pub admin: AdminConfig,
+}
+
+/// The admin HTTP endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Address to bind (loopback by default), or `off`.
+    pub listen: String,
+    /// When set, every request but `/healthz` and `/readyz` needs
+    /// `Authorization: Bearer <token>`.
+    pub token: Option<String>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig { listen: "127.0.0.1:2580".into(), token: None }
+    }
+}
+
+impl AdminConfig {
+    /// The address to bind, or `None` when the endpoint is off.
+    pub fn listen_addr(&self) -> Option<Result<SocketAddr, std::net::AddrParseError>> {
+        (self.listen != "off").then(|| self.listen.parse())
+    }
 }
 
 /// One use of a plugin: which one, and the settings it reads with
@@ -96,6 +122,11 @@ pub struct Grants {
     pub read_dirs: Vec<PathBuf>,
     /// Directories the plugin may read and write, mounted at the same path.
     pub write_dirs: Vec<PathBuf>,
+    /// Hosts the plugin may send HTTP requests to through wasi:http, as
+    /// `host` (any port) or `host:port`.
+    pub http: Vec<String>,
+    /// MLLP destinations (`host:port`) the plugin may forward to.
+    pub mllp: Vec<String>,
 }
 
 impl Default for PluginPolicy {
@@ -128,12 +159,13 @@ pub enum LogFormat {
     Json,
 }
 
-/// A connector. Delivery plugins come later; the keys they will use are
-/// accepted now so configurations need not change.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+/// A connector: an outbox, the plugin that delivers from it, and how
+/// failed deliveries are retried.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConnectorConfig {
-    /// The plugin that delivers this connector's messages.
+    /// The plugin that delivers this connector's messages. Without one,
+    /// messages wait in the outbox.
     pub plugin: Option<String>,
     /// Settings passed to the plugin.
     pub config: Settings,
@@ -142,6 +174,53 @@ pub struct ConnectorConfig {
     pub route: Option<String>,
     /// Settings passed to the router.
     pub route_config: Settings,
+    pub retry: RetryPolicy,
+    /// After `retry.max_attempts`, move the message to the dead-letter
+    /// queue; `false` retries forever (the connector waits on it).
+    pub dead_letter: bool,
+    /// Longest one delivery attempt may take, waiting on the network
+    /// included; past it the attempt counts as a retry.
+    #[serde(with = "humantime_serde")]
+    pub attempt_timeout: Duration,
+}
+
+impl Default for ConnectorConfig {
+    fn default() -> Self {
+        ConnectorConfig {
+            plugin: None,
+            config: Settings::new(),
+            route: None,
+            route_config: Settings::new(),
+            retry: RetryPolicy::default(),
+            dead_letter: true,
+            attempt_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Exponential back-off between delivery attempts of one message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryPolicy {
+    /// Attempts before the message is dead-lettered (with `dead_letter`).
+    pub max_attempts: u32,
+    /// Wait after the first failure.
+    #[serde(with = "humantime_serde")]
+    pub initial_backoff: Duration,
+    /// Each further failure multiplies the wait by this.
+    pub multiplier: f64,
+    /// The wait never exceeds this.
+    #[serde(with = "humantime_serde")]
+    pub max_backoff: Duration,
+    /// Up to this fraction is added at random, so that connectors failing
+    /// together do not retry in lock-step.
+    pub jitter: f64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy { max_attempts: 5, initial_backoff: Duration::from_secs(1), multiplier: 2.0, max_backoff: Duration::from_secs(300), jitter: 0.25 }
+    }
 }
 
 impl Default for Config {
@@ -161,6 +240,7 @@ impl Default for Config {
             validate: Vec::new(),
             connectors: BTreeMap::new(),
             plugins: BTreeMap::new(),
+            admin: AdminConfig::default(),
         }
     }
 }
@@ -229,10 +309,32 @@ impl Config {
         if let Err(err) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return invalid("log.level", format!("`{}` is not a log filter ({err})", self.log.level));
         }
-        for name in self.connectors.keys() {
+        for (name, connector) in &self.connectors {
             if !is_name(name) {
                 return invalid(&format!("connectors.{name}"), "connector names use letters, digits, `-`, `_` and `.` (at most 64)".into());
             }
+            let retry = &connector.retry;
+            if retry.max_attempts == 0 {
+                return invalid(&format!("connectors.{name}.retry.max_attempts"), "at least 1".into());
+            }
+            if !(retry.multiplier >= 1.0 && retry.multiplier <= 100.0) {
+                return invalid(&format!("connectors.{name}.retry.multiplier"), format!("{} is not between 1 and 100", retry.multiplier));
+            }
+            if !(0.0..=1.0).contains(&retry.jitter) {
+                return invalid(&format!("connectors.{name}.retry.jitter"), format!("{} is not a fraction between 0 and 1", retry.jitter));
+            }
+            if retry.max_backoff < retry.initial_backoff {
+                return invalid(&format!("connectors.{name}.retry.max_backoff"), "must not be shorter than retry.initial_backoff".into());
+            }
+            if connector.attempt_timeout.is_zero() {
+                return invalid(&format!("connectors.{name}.attempt_timeout"), "must be greater than zero".into());
+            }
+        }
+        if let Some(Err(err)) = self.admin.listen_addr() {
+            return invalid("admin.listen", format!("`{}` is not an address like 127.0.0.1:2580, or `off` ({err})", self.admin.listen));
+        }
+        if self.admin.token.as_deref().is_some_and(|t| t.trim().is_empty()) {
+            return invalid("admin.token", "must not be empty (leave it out to need no token)".into());
         }
         for (name, policy) in &self.plugins {
             if !is_name(name) {
@@ -247,7 +349,8 @@ impl Config {
         }
         let uses = self.validate.iter().enumerate().map(|(i, u)| (format!("validate[{i}].plugin"), &u.plugin));
         let routes = self.connectors.iter().filter_map(|(c, cfg)| Some((format!("connectors.{c}.route"), cfg.route.as_ref()?)));
-        for (key, plugin) in uses.chain(routes) {
+        let delivery = self.connectors.iter().filter_map(|(c, cfg)| Some((format!("connectors.{c}.plugin"), cfg.plugin.as_ref()?)));
+        for (key, plugin) in uses.chain(routes).chain(delivery) {
             if !is_name(plugin) {
                 return invalid(&key, format!("`{plugin}` is not a plugin name (the file name without `.wasm`)"));
             }

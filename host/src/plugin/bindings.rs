@@ -26,10 +26,15 @@ pub mod connector {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "connector",
-        imports: { default: trappable },
+        imports: { default: trappable, "sluice:plugin/mllp.send": async | trappable },
         exports: { default: async },
-        with: { "sluice:plugin": super::validator::sluice::plugin },
+        with: {
+            "sluice:plugin/types": super::validator::sluice::plugin::types,
+            "sluice:plugin/message": super::validator::sluice::plugin::message,
+            "sluice:plugin/host": super::validator::sluice::plugin::host,
+        },
     });
 }
 
+pub use connector::sluice::plugin::mllp;
 pub use validator::sluice::plugin::{host, message, types};

@@ -46,6 +46,8 @@ impl PluginEngine {
         // The validator world imports every shared interface (types, message,
         // host); the router and connector worlds import the same ones.
         Validator::add_to_linker::<_, HasSelf<PluginState>>(&mut linker, |state| state)?;
+        // The connector world adds MLLP forwarding.
+        super::bindings::mllp::add_to_linker::<_, HasSelf<PluginState>>(&mut linker, |state| state)?;
         Ok(PluginEngine { engine, linker: std::sync::Arc::new(linker), pooled })
     }
 }

@@ -9,7 +9,7 @@ use wasmtime::ResourceLimiter;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::{host, message, types};
+use super::bindings::{host, message, mllp, types};
 use super::limiter::MemoryLimiter;
 use crate::hl7::{FieldPath, Message, escape};
 
@@ -68,6 +68,12 @@ impl WasiView for PluginState {
 }
 
 impl types::Host for PluginState {}
+
+impl mllp::Host for PluginState {
+    async fn send(&mut self, destination: String, _message: Vec<u8>, _timeout_ms: u32) -> wasmtime::Result<Result<mllp::Ack, mllp::SendError>> {
+        Ok(Err(mllp::SendError::Denied(format!("MLLP forwarding to {destination} is not available yet"))))
+    }
+}
 
 impl host::Host for PluginState {
     fn log(&mut self, level: host::Level, text: String) -> wasmtime::Result<()> {

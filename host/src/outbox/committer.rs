@@ -13,7 +13,8 @@ use rocksdb::{DB, WriteBatch, WriteOptions};
 use tokio::sync::oneshot;
 
 use super::keys;
-use super::record::{DedupeEntry, MessageMeta, encode_message};
+use super::queue::Activity;
+use super::record::{DedupeEntry, MessageMeta, OutboxValue, encode_message};
 use super::{Committed, StoreError};
 
 /// An accepted message, ready to be made durable.
@@ -40,6 +41,8 @@ pub(super) struct Committer {
     pub dedupe_window: Duration,
     pub next_message_id: u64,
     pub last_seq: HashMap<Arc<str>, u64>,
+    /// Queue depths and the delivery workers' wake-ups.
+    pub activity: Arc<Activity>,
 }
 
 impl Committer {
@@ -70,6 +73,7 @@ impl Committer {
         let mut pending: HashMap<&[u8], DedupeEntry> = HashMap::new();
         let mut next_id = self.next_message_id;
         let mut last_seq = self.last_seq.clone();
+        let mut queued: HashMap<Arc<str>, u64> = HashMap::new();
 
         for CommitRequest { message, .. } in requests {
             let dedupe_on = !self.dedupe_window.is_zero();
@@ -97,7 +101,11 @@ impl Committer {
             for connector in &message.connectors {
                 let seq = last_seq.entry(connector.clone()).or_insert(0);
                 *seq += 1;
-                batch.put_cf(&outbox, keys::queue_key(connector, *seq), keys::message_key(id));
+                batch.put_cf(&outbox, keys::queue_key(connector, *seq), OutboxValue::new(id).encode());
+                *queued.entry(connector.clone()).or_insert(0) += 1;
+            }
+            if !message.connectors.is_empty() {
+                batch.put_cf(&meta, keys::refs_key(id), (message.connectors.len() as u32).to_be_bytes());
             }
             if dedupe_on {
                 let entry = DedupeEntry {
@@ -126,8 +134,29 @@ impl Committer {
             let mut options = WriteOptions::default();
             options.set_sync(true);
             self.db.write_opt(batch, &options)?;
+            self.activity.enqueued(&queued);
         }
         Ok(outcomes)
+    }
+
+    /// Appends messages to the tail of `connector`'s outbox (a dead-letter
+    /// replay): sequence numbers come from the same counter as new
+    /// messages, so the order stays total. `batch` holds the caller's other
+    /// changes (the dead-letter deletions) and is written synced.
+    pub fn append(&mut self, connector: &Arc<str>, message_ids: &[u64], mut batch: WriteBatch) -> Result<(), StoreError> {
+        let outbox = self.db.cf_handle(keys::OUTBOX).ok_or(StoreError::MissingColumnFamily(keys::OUTBOX))?;
+        let meta = self.db.cf_handle(keys::META).ok_or(StoreError::MissingColumnFamily(keys::META))?;
+        let seq = self.last_seq.entry(connector.clone()).or_insert(0);
+        for &id in message_ids {
+            *seq += 1;
+            batch.put_cf(&outbox, keys::queue_key(connector, *seq), OutboxValue::new(id).encode());
+        }
+        batch.put_cf(&meta, keys::last_seq_key(connector), seq.to_be_bytes());
+        let mut options = WriteOptions::default();
+        options.set_sync(true);
+        self.db.write_opt(batch, &options)?;
+        self.activity.enqueued(&HashMap::from([(connector.clone(), message_ids.len() as u64)]));
+        Ok(())
     }
 }
 

@@ -48,6 +48,12 @@ pub fn last_seq_key(connector: &str) -> Vec<u8> {
     [b"last_seq\0", connector.as_bytes()].concat()
 }
 
+/// Meta key of a message's reference count: how many outbox and
+/// dead-letter entries still point to it. The message is deleted with the last.
+pub fn refs_key(id: u64) -> Vec<u8> {
+    [b"refs\0".as_slice(), &id.to_be_bytes()].concat()
+}
+
 /// Dedupe key: sending application, facility and control ID, each
 /// length-prefixed so that no two different triples share a key.
 pub fn dedupe_key(application: &[u8], facility: &[u8], control_id: &[u8]) -> Vec<u8> {

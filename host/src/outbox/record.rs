@@ -37,6 +37,49 @@ pub fn decode_message(value: &[u8]) -> Option<(MessageMeta, Bytes)> {
     Some((meta, Bytes::copy_from_slice(&value[5 + len..])))
 }
 
+/// An outbox entry's value: `[message ID u64][failed attempts u32][last error]`.
+/// The first eight bytes alone (as the first version wrote) read as no attempts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxValue {
+    pub message_id: u64,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+}
+
+impl OutboxValue {
+    pub fn new(message_id: u64) -> OutboxValue {
+        OutboxValue { message_id, attempts: 0, last_error: None }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let error = self.last_error.as_deref().unwrap_or("");
+        let mut out = Vec::with_capacity(12 + error.len());
+        out.extend_from_slice(&self.message_id.to_be_bytes());
+        if self.attempts > 0 || !error.is_empty() {
+            out.extend_from_slice(&self.attempts.to_be_bytes());
+            out.extend_from_slice(error.as_bytes());
+        }
+        out
+    }
+
+    pub fn decode(value: &[u8]) -> Option<OutboxValue> {
+        let message_id = u64::from_be_bytes(value.get(0..8)?.try_into().ok()?);
+        let attempts = value.get(8..12).map_or(0, |b| u32::from_be_bytes(b.try_into().unwrap_or_default()));
+        let error = value.get(12..).unwrap_or_default();
+        let last_error = (!error.is_empty()).then(|| String::from_utf8_lossy(error).into_owned());
+        Some(OutboxValue { message_id, attempts, last_error })
+    }
+}
+
+/// A dead-letter entry's value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadRecord {
+    pub message_id: u64,
+    pub attempts: u32,
+    pub error: String,
+    pub dead_at_ms: u64,
+}
+
 /// A message remembered for duplicate suppression: when it arrived, a hash of
 /// its content, and the ACK it got (absent when none was sent).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,6 +138,9 @@ mod tests {
             control_id: "X".into(),
         };
         assert_eq!(decode_message(&encode_message(&meta, b"MSH|raw\xff")), Some((meta, Bytes::from_static(b"MSH|raw\xff"))));
+        for value in [OutboxValue::new(3), OutboxValue { message_id: 4, attempts: 2, last_error: Some("HTTP 503".into()) }] {
+            assert_eq!(OutboxValue::decode(&value.encode()), Some(value));
+        }
         for ack in [None, Some(Bytes::from_static(b"MSH|ack"))] {
             let entry = DedupeEntry { received_at_ms: 1, content_hash: u128::MAX - 3, message_id: 9, ack };
             assert_eq!(DedupeEntry::decode(&entry.encode()), Some(entry));

@@ -11,6 +11,7 @@ use rocksdb::{BlockBasedOptions, ColumnFamilyDescriptor, DB, DBCompressionType, 
 use tokio::sync::{Notify, oneshot};
 
 use super::committer::{CommitRequest, Committer, NewMessage};
+use super::queue::{Activity, Queues};
 use super::record::DedupeEntry;
 use super::{Committed, StoreError, keys};
 
@@ -24,6 +25,7 @@ pub struct StoreOptions {
 pub struct Store {
     db: Arc<DB>,
     handle: CommitHandle,
+    queues: Queues,
 }
 
 /// A cheap, cloneable handle to commit messages through.
@@ -47,6 +49,15 @@ struct GroupCommit {
 impl CommitHandle {
     fn new(committer: Option<Committer>) -> CommitHandle {
         CommitHandle { group: Arc::new(GroupCommit { pending: Mutex::new(Vec::new()), committer: Mutex::new(committer), leader_free: Notify::new() }) }
+    }
+
+    /// Runs `f` on the committer, between group commits (a dead-letter
+    /// replay takes sequence numbers from it). Blocks while a batch is written.
+    pub(super) fn with_committer<R>(&self, f: impl FnOnce(&mut Committer) -> Result<R, StoreError>) -> Result<R, StoreError> {
+        match lock(&self.group.committer).as_mut() {
+            Some(committer) => f(committer),
+            None => Err(StoreError::Closed),
+        }
     }
 
     /// A handle whose store is gone: every commit fails (for tests of the error path).
@@ -106,7 +117,7 @@ fn try_lock<T>(mutex: &Mutex<T>) -> Option<std::sync::MutexGuard<'_, T>> {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding the lock leaves the data consistent (requests
     // are only moved out), so a poisoned lock is still usable.
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -164,12 +175,20 @@ impl Store {
             last_seq.insert(connector.clone(), seq);
         }
 
-        let committer = Committer { db: db.clone(), dedupe_window: options.dedupe_window, next_message_id, last_seq };
-        Ok(Store { db, handle: CommitHandle::new(Some(committer)) })
+        let activity = Arc::new(Activity::count(&db, connectors)?);
+        let committer = Committer { db: db.clone(), dedupe_window: options.dedupe_window, next_message_id, last_seq, activity: activity.clone() };
+        let handle = CommitHandle::new(Some(committer));
+        let queues = Queues::new(db.clone(), handle.clone(), activity);
+        Ok(Store { db, handle, queues })
     }
 
     pub fn handle(&self) -> CommitHandle {
         self.handle.clone()
+    }
+
+    /// The outboxes and dead-letter queues, for delivery and the admin API.
+    pub fn queues(&self) -> Queues {
+        self.queues.clone()
     }
 
     pub fn db(&self) -> &DB {

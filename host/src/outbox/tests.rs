@@ -79,3 +79,69 @@ async fn a_closed_store_refuses_commits() {
     store.close().unwrap();
     assert!(matches!(handle.commit(new_message("X", &[])).await, Err(StoreError::Closed)));
 }
+
+fn control_ids(entries: &[Queued]) -> Vec<&str> {
+    entries.iter().map(|e| e.meta.control_id.as_str()).collect()
+}
+
+#[tokio::test]
+async fn a_message_leaves_the_store_once_every_connector_is_done_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let connectors: Vec<Arc<str>> = vec![Arc::from("a"), Arc::from("b")];
+    let store = Store::open(dir.path(), StoreOptions { dedupe_window: Duration::ZERO }, &connectors).unwrap();
+    let queues = store.queues();
+    let Committed::Stored { message_id } = store.handle().commit(new_message("M1", &connectors)).await.unwrap() else { panic!() };
+    store.handle().commit(new_message("M2", &connectors)).await.unwrap();
+
+    let a = queues.next_batch("a", 0, 10).unwrap();
+    assert_eq!(control_ids(&a), ["M1", "M2"]);
+    assert!(a[0].raw.starts_with(b"MSH|"));
+    assert_eq!(queues.next_batch("a", a[0].seq, 10).unwrap().len(), 1, "reading after a sequence number skips it");
+
+    queues.delivered("a", &a[0]).unwrap();
+    let messages = store.db().cf_handle(keys::MESSAGES).unwrap();
+    assert!(store.db().get_cf(messages, keys::message_key(message_id)).unwrap().is_some(), "b still needs it");
+    let b = queues.next_batch("b", 0, 10).unwrap();
+    queues.move_to_dead_letter("b", &b[0], 5, "HTTP 503").unwrap();
+    assert!(store.db().get_cf(messages, keys::message_key(message_id)).unwrap().is_some(), "the dead letter still needs it");
+    assert_eq!(queues.depths(), vec![
+        QueueDepth { connector: "a".into(), outbox: 1, dead_letter: 0 },
+        QueueDepth { connector: "b".into(), outbox: 1, dead_letter: 1 },
+    ]);
+    assert_eq!(queues.purge("b", Selection::One(b[0].seq)).unwrap(), 1);
+    assert!(store.db().get_cf(messages, keys::message_key(message_id)).unwrap().is_none(), "no queue holds it any more");
+}
+
+#[tokio::test]
+async fn dead_letters_replay_to_the_tail_of_the_outbox_and_counts_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let connectors: Vec<Arc<str>> = vec![Arc::from("lab")];
+    let options = StoreOptions { dedupe_window: Duration::ZERO };
+    {
+        let store = Store::open(dir.path(), options.clone(), &connectors).unwrap();
+        let queues = store.queues();
+        for id in ["M1", "M2", "M3"] {
+            store.handle().commit(new_message(id, &connectors)).await.unwrap();
+        }
+        let entries = queues.next_batch("lab", 0, 10).unwrap();
+        queues.record_failure("lab", &entries[0], 2, "connection refused").unwrap();
+        queues.move_to_dead_letter("lab", &entries[1], 1, "HTTP 400: bad segment").unwrap();
+
+        let dead = queues.dead_letters("lab", None, 10).unwrap();
+        assert_eq!((dead.len(), dead[0].meta.control_id.as_str(), dead[0].error.as_str()), (1, "M2", "HTTP 400: bad segment"));
+        let (letter, raw) = queues.dead_letter("lab", dead[0].id).unwrap().unwrap();
+        assert_eq!((letter.attempts, raw.starts_with(b"MSH|")), (1, true));
+        assert_eq!(queues.replay("lab", Selection::All).unwrap(), 1);
+        assert_eq!(queues.replay("lab", Selection::All).unwrap(), 0, "nothing left to replay");
+        store.close().unwrap();
+    }
+    let store = Store::open(dir.path(), options, &connectors).unwrap();
+    let queues = store.queues();
+    let outbox = queues.next_batch("lab", 0, 10).unwrap();
+    assert_eq!(control_ids(&outbox), ["M1", "M3", "M2"], "the replayed message goes to the tail");
+    assert_eq!((outbox[0].attempts, outbox[0].last_error.as_deref()), (2, Some("connection refused")));
+    assert_eq!(outbox[2].attempts, 0, "a replay starts counting again");
+    assert_eq!(queues.depths(), vec![QueueDepth { connector: "lab".into(), outbox: 3, dead_letter: 0 }]);
+    store.handle().commit(new_message("M4", &connectors)).await.unwrap();
+    assert_eq!(control_ids(&queues.next_batch("lab", outbox[2].seq, 10).unwrap()), ["M4"], "new messages come after the replayed one");
+}

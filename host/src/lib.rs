@@ -1,10 +1,12 @@
 //! Sluice: an HL7 v2 integration engine. The modules follow the message path:
 //! `mllp` (transport) → `hl7` (parsing) → `pipeline` (validate and route,
-//! with `plugin`s) → `outbox` (durable store) → `ack` (the answer).
+//! with `plugin`s) → `outbox` (durable store) → `ack` (the answer), then
+//! `delivery` (one worker per connector, through connector `plugin`s).
 
 pub mod ack;
 pub mod cli;
 pub mod config;
+pub mod delivery;
 pub use sluice_hl7 as hl7;
 pub mod metrics;
 pub mod mllp;

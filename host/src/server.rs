@@ -1,5 +1,5 @@
 //! `sluice serve`: opens the store, loads the plugins and watches their
-//! folder, starts the listener, and on SIGINT or
+//! folder, starts the delivery workers and the listener, and on SIGINT or
 //! SIGTERM drains: stop accepting, let connections finish the message they
 //! are on (up to `shutdown_timeout`), stop the committer, flush, exit.
 
@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::delivery::Delivery;
 use crate::metrics::Metrics;
 use crate::mllp::{ConnectionLimits, Listener};
 use crate::outbox::{Store, StoreOptions};
@@ -29,7 +30,8 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_ready: impl FnO
     };
     let watcher = crate::plugin::watch(catalog.clone(), shutdown.child_token())?;
     let rules = Rules::from_config(&config);
-    let pipeline = Arc::new(Pipeline::new(config.charset_policy(), connectors, store.handle(), metrics.clone()).with_plugins(rules, catalog));
+    let pipeline = Arc::new(Pipeline::new(config.charset_policy(), connectors, store.handle(), metrics.clone()).with_plugins(rules, catalog.clone()));
+    let delivery = Delivery::start(&config, store.queues(), catalog, metrics.clone());
 
     let limits = ConnectionLimits {
         framing: config.framing(),
@@ -56,6 +58,7 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_ready: impl FnO
         force_close.cancel();
         tasks.wait().await;
     }
+    delivery.stop().await;
     // The last commit handles are gone: the committer finishes its queue and stops.
     drop(pipeline);
     watcher.abort();

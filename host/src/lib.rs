@@ -4,6 +4,7 @@
 //! `delivery` (one worker per connector, through connector `plugin`s).
 
 pub mod ack;
+pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod delivery;

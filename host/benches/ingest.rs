@@ -35,7 +35,7 @@ fn main() -> anyhow::Result<()> {
 
     let data = scratch.path().join("data");
     let config = scratch.path().join("bench.toml");
-    std::fs::write(&config, format!("listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n[log]\nlevel = \"warn\"\n[connectors.lab]\n[connectors.archive]\n", data.display().to_string()))?;
+    std::fs::write(&config, format!("listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n[log]\nlevel = \"warn\"\n[admin]\nlisten = \"off\"\n[connectors.lab]\n[connectors.archive]\n", data.display().to_string()))?;
     let mut server = Command::new(env!("CARGO_BIN_EXE_sluice")).args(["serve", "--config"]).arg(&config).stdout(Stdio::piped()).spawn()?;
     let mut ready = String::new();
     BufReader::new(server.stdout.take().expect("piped")).read_line(&mut ready)?;

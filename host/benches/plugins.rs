@@ -140,7 +140,7 @@ fn config_for(scratch: &std::path::Path, name: &str, body: &str) -> anyhow::Resu
     let file = scratch.join(format!("{name}.toml"));
     let data = scratch.join(format!("{name}-data"));
     let plugins = scratch.join(format!("{name}-plugins"));
-    std::fs::write(&file, format!("listen = \"127.0.0.1:0\"\ndata_dir = {:?}\nplugins_dir = {:?}\n[log]\nlevel = \"warn\"\n{body}", data, plugins))?;
+    std::fs::write(&file, format!("listen = \"127.0.0.1:0\"\ndata_dir = {:?}\nplugins_dir = {:?}\n[log]\nlevel = \"warn\"\n[admin]\nlisten = \"off\"\n{body}", data, plugins))?;
     Ok(Config::load(&[file], &Default::default())?)
 }
 

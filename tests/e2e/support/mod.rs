@@ -90,6 +90,8 @@ impl Sluice {
             .args(["serve", "--config"])
             .arg(self.config_path())
             .env("RUST_BACKTRACE", "1")
+            // Tests run in parallel: each admin endpoint on a port of its own.
+            .env("SLUICE_ADMIN__LISTEN", "127.0.0.1:0")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(stderr)

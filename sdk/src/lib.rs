@@ -34,7 +34,7 @@
 pub mod log;
 mod message;
 mod path;
-mod settings;
+pub mod settings;
 mod types;
 mod worlds;
 

@@ -128,6 +128,7 @@ mod tests {
         assert_eq!(read(r#"{"timeout": "250ms"}"#).unwrap().timeout, Duration::from_millis(250));
         assert_eq!(read(r#"{"timeout": "1m 30s"}"#).unwrap().timeout, Duration::from_secs(90));
         assert_eq!(read(r#"{"timeout": 1500}"#).unwrap().timeout, Duration::from_millis(1500));
+        assert_eq!(read(r#"{"timeout": 1, "names": ["a"]}"#).unwrap().names, ["a"]);
     }
 
     #[test]

@@ -142,7 +142,10 @@ mod tests {
             r#"{"timeout": true}"#,
             "invalid plugin settings: `timeout`: invalid type: boolean `true`, expected a duration such as \"30s\", \"500ms\" or \"2m\", or a number of milliseconds at line 1 column 16",
         );
-        assert_refused(r#"{"timeout": 1, "names": ["a", 2]}"#, "invalid plugin settings: `names[1]`: invalid type: integer `2`, expected a string at line 1 column 31");
+        assert_refused(
+            r#"{"timeout": 1, "names": ["a", 2]}"#,
+            "invalid plugin settings: `names[1]`: invalid type: integer `2`, expected a string at line 1 column 31",
+        );
     }
 
     #[test]

@@ -114,10 +114,9 @@ fn check_dir(dir: &Path) -> Result<(), String> {
     match fs::metadata(dir) {
         Ok(meta) if meta.is_dir() => Ok(()),
         Ok(_) => Err(format!("`{}` (setting `dir`) is not a directory", dir.display())),
-        Err(err) => Err(format!(
-            "directory `{}` (setting `dir`) is missing or not granted to the plugin ([plugins.file] allow.write_dirs): {err}",
-            dir.display()
-        )),
+        Err(err) => {
+            Err(format!("directory `{}` (setting `dir`) is missing or not granted to the plugin ([plugins.file] allow.write_dirs): {err}", dir.display()))
+        }
     }
 }
 
@@ -398,10 +397,7 @@ mod tests {
         use super::Field::*;
         use super::Part::*;
         assert_eq!(Pattern::parse("{control_id}.hl7").unwrap(), Pattern(vec![Field(ControlId), Literal(".hl7".into())]));
-        assert_eq!(
-            Pattern::parse("in-{type}{attempt}").unwrap(),
-            Pattern(vec![Literal("in-".into()), Field(Type), Field(Attempt)])
-        );
+        assert_eq!(Pattern::parse("in-{type}{attempt}").unwrap(), Pattern(vec![Literal("in-".into()), Field(Type), Field(Attempt)]));
     }
 
     #[test]
@@ -412,7 +408,10 @@ mod tests {
         assert_bad_settings(r#"{"dir": ""}"#, "`dir`: is empty");
         assert_bad_settings(r#"{"dir": 7}"#, "`dir`: invalid type: integer `7`");
         assert_bad_settings(r#"{"dir": "/tmp", "patern": "x"}"#, "unknown field `patern`");
-        assert_bad_settings(&with("{control_id}.{ext}"), "`pattern`: unknown placeholder `{ext}` in `{control_id}.{ext}` (known: {control_id}, {type}, {sender}, {facility}, {timestamp}, {attempt})");
+        assert_bad_settings(
+            &with("{control_id}.{ext}"),
+            "`pattern`: unknown placeholder `{ext}` in `{control_id}.{ext}` (known: {control_id}, {type}, {sender}, {facility}, {timestamp}, {attempt})",
+        );
         assert_bad_settings(&with("{control_id"), "`pattern`: `{` in `{control_id` has no closing `}`");
         assert_bad_settings(&with("x}{control_id}"), "`pattern`: `}` in `x}{control_id}` closes no placeholder");
         assert_bad_settings(&with(""), "`pattern`: is empty");

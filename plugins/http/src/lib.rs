@@ -146,14 +146,8 @@ impl Connector for Http {
             ("content-length".to_owned(), body.len().to_string().into_bytes()),
         ];
         headers.extend(settings.headers.into_iter().map(|(name, value)| (name, value.into_bytes())));
-        let request = Request {
-            scheme: target.scheme,
-            authority: target.authority,
-            path_with_query: target.path_with_query,
-            headers,
-            body,
-            timeout: settings.timeout,
-        };
+        let request =
+            Request { scheme: target.scheme, authority: target.authority, path_with_query: target.path_with_query, headers, body, timeout: settings.timeout };
         match client::post(&request) {
             Ok(response) => judge(&response, &target.shown),
             Err(ClientError::Refused(why)) => Delivery::Reject(Issue::invalid_settings(why).text),
@@ -296,11 +290,11 @@ fn judge(response: &Response, shown: &str) -> Delivery {
 
 /// `: ` and the start of the body on one line, or nothing when it is
 /// empty. Bytes that are not UTF-8 show as U+FFFD; line breaks (an ACK's
-/// segments) as spaces.
+/// segments) as one space.
 fn quote(body: &[u8]) -> String {
     let cut = body.len().min(QUOTED);
-    let text: String = String::from_utf8_lossy(&body[..cut]).chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
-    let text = text.trim();
+    let lossy = String::from_utf8_lossy(&body[..cut]);
+    let text = lossy.split(char::is_control).map(str::trim).filter(|line| !line.is_empty()).collect::<Vec<_>>().join(" ");
     if text.is_empty() {
         return String::new();
     }
@@ -381,6 +375,8 @@ mod tests {
     fn client_errors_reject_but_timeouts_and_throttling_retry() {
         let want = "POST http://ehr.example:8080/hl7/in answered HTTP 400: unknown patient 42";
         assert_eq!(answered(Ok(status(400, "unknown patient 42\r\n")), SETTINGS), Delivery::Reject(want.into()));
+        let want = "POST http://ehr.example:8080/hl7/in answered HTTP 409: duplicate MSA|AR|MSG1";
+        assert_eq!(answered(Ok(status(409, "duplicate\r\n\r\nMSA|AR|MSG1\r")), SETTINGS), Delivery::Reject(want.into()));
         let want = "POST http://ehr.example:8080/hl7/in answered HTTP 404";
         assert_eq!(answered(Ok(status(404, "")), SETTINGS), Delivery::Reject(want.into()));
         assert!(matches!(answered(Ok(status(408, "")), SETTINGS), Delivery::Retry(_)));
@@ -443,7 +439,10 @@ mod tests {
         assert_bad_settings(r#"{"url": "http://ehr.example/a b"}"#, "contains ' '; percent-encode it");
         assert_bad_settings(r#"{"url": "http://h", "headers": {"X Bad": "1"}}"#, "`headers.X Bad`: not a valid header name");
         assert_bad_settings(r#"{"url": "http://h", "headers": {"X-Ok": "a\r\nInjected: 1"}}"#, "`headers.X-Ok`: the value contains '\\r'");
-        assert_bad_settings(r#"{"url": "http://h", "headers": {"Content-Type": "text/plain"}}"#, "`headers.Content-Type`: set by the plugin; use `content_type`");
+        assert_bad_settings(
+            r#"{"url": "http://h", "headers": {"Content-Type": "text/plain"}}"#,
+            "`headers.Content-Type`: set by the plugin; use `content_type`",
+        );
         assert_bad_settings(r#"{"url": "http://h", "headers": {"content-length": "1"}}"#, "`headers.content-length`: set by the plugin");
         assert_bad_settings(r#"{"url": "http://h", "headers": {"Host": "other"}}"#, "`headers.Host`: the engine's HTTP client sets this header itself");
         assert_bad_settings(r#"{"url": "http://h", "headers": {"X-N": 1}}"#, "`headers.X-N`: invalid type: integer `1`");

@@ -14,7 +14,8 @@ const BODY_LIMIT: usize = 64 * 1024;
 const WRITE_CHUNK: usize = 4096;
 
 pub(crate) fn post(request: &Request) -> Result<Response, ClientError> {
-    let fields = Fields::from_list(&request.headers).map_err(|err| ClientError::Refused(format!("`headers`: the engine refuses them ({})", header_error(err))))?;
+    let fields =
+        Fields::from_list(&request.headers).map_err(|err| ClientError::Refused(format!("`headers`: the engine refuses them ({})", header_error(err))))?;
     let outgoing = OutgoingRequest::new(fields);
     let scheme = match request.scheme {
         Scheme::Http => http::Scheme::Http,

@@ -125,7 +125,8 @@ pub struct Grants {
     /// Hosts the plugin may send HTTP requests to through wasi:http, as
     /// `host` (any port) or `host:port`.
     pub http: Vec<String>,
-    /// MLLP destinations (`host:port`) the plugin may forward to.
+    /// MLLP destinations (`host:port`, host without case) the plugin may
+    /// forward to.
     pub mllp: Vec<String>,
 }
 

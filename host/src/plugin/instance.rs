@@ -14,7 +14,8 @@ use super::bindings::{connector, router, types, validator};
 use super::engine::PluginEngine;
 use super::failure::{DeadlineReached, PluginFailure};
 use super::limiter::MemoryLimiter;
-use super::state::{MessageRef, PluginState};
+use super::mllp_client::{Destination, MllpAccess};
+use super::state::{MessageRef, NetGrants, PluginState};
 use crate::config::PluginPolicy;
 use crate::hl7::Message;
 
@@ -54,7 +55,7 @@ pub enum Answer {
 impl Live {
     pub async fn start(engine: &PluginEngine, name: &Arc<str>, pre: &Pre, policy: &PluginPolicy) -> Result<Live, PluginFailure> {
         let wasi = wasi_grants(policy).map_err(|err| PluginFailure::Trap { plugin: name.to_string(), detail: format!("{err:#}") })?;
-        let state = PluginState::new(name.clone(), Arc::from("{}"), wasi, MemoryLimiter::new(policy.memory_limit.0 as usize));
+        let state = PluginState::new(name.clone(), Arc::from("{}"), wasi, MemoryLimiter::new(policy.memory_limit.0 as usize), net_grants(engine, policy));
         let mut store = Store::new(&engine.engine, state);
         store.limiter(|state| state.limiter());
         arm_deadline(&mut store, policy);
@@ -108,8 +109,24 @@ fn arm_deadline(store: &mut Store<PluginState>, policy: &PluginPolicy) {
     });
 }
 
-/// The WASI context: only what the policy grants. No network, no
-/// environment, no files, no stdin; stdout is discarded.
+/// Refuses `allow.mllp` entries that name no reachable destination,
+/// rather than letting them silently grant nothing.
+pub fn check_net_grants(policy: &PluginPolicy) -> anyhow::Result<()> {
+    if let Some(bad) = policy.allow.mllp.iter().find(|entry| Destination::parse(entry).is_none()) {
+        anyhow::bail!("allow.mllp entry `{bad}` is not `host:port`");
+    }
+    Ok(())
+}
+
+/// What of the network `policy` grants, and the engine's MLLP pool.
+fn net_grants(engine: &PluginEngine, policy: &PluginPolicy) -> NetGrants {
+    let mllp = policy.allow.mllp.iter().filter_map(|entry| Destination::parse(entry)).collect();
+    NetGrants { mllp: MllpAccess { pool: engine.mllp.clone(), allowed: mllp } }
+}
+
+/// The WASI context: only what the policy grants. No sockets, no
+/// environment, no files, no stdin; stdout is discarded. (MLLP is
+/// granted separately, see `net_grants`.)
 pub fn wasi_grants(policy: &PluginPolicy) -> wasmtime::Result<WasiCtxBuilder> {
     let mut wasi = WasiCtxBuilder::new();
     for name in &policy.allow.env {

@@ -3,6 +3,7 @@
 //! plugin configured with `keep_state`, for as long as its instance).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use wasmtime::component::{Resource, ResourceTable};
 use wasmtime::ResourceLimiter;
@@ -11,6 +12,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{host, message, mllp, types};
 use super::limiter::MemoryLimiter;
+use super::mllp_client::MllpAccess;
 use crate::hl7::{FieldPath, Message, escape};
 
 /// The host resource behind a plugin's `message` handle.
@@ -26,13 +28,20 @@ pub struct PluginState {
     table: ResourceTable,
     limits: MemoryLimiter,
     stderr: MemoryOutputPipe,
+    mllp: MllpAccess,
+}
+
+/// The network a plugin may reach: MLLP destinations.
+#[derive(Clone)]
+pub struct NetGrants {
+    pub mllp: MllpAccess,
 }
 
 impl PluginState {
-    pub(super) fn new(plugin: Arc<str>, settings: Arc<str>, mut wasi: wasmtime_wasi::WasiCtxBuilder, limits: MemoryLimiter) -> PluginState {
+    pub(super) fn new(plugin: Arc<str>, settings: Arc<str>, mut wasi: wasmtime_wasi::WasiCtxBuilder, limits: MemoryLimiter, net: NetGrants) -> PluginState {
         let stderr = MemoryOutputPipe::new(STDERR_CAPTURE);
         wasi.stderr(stderr.clone());
-        PluginState { plugin, settings, wasi: wasi.build(), table: ResourceTable::new(), limits, stderr }
+        PluginState { plugin, settings, wasi: wasi.build(), table: ResourceTable::new(), limits, stderr, mllp: net.mllp }
     }
 
     pub(super) fn limiter(&mut self) -> &mut dyn ResourceLimiter {
@@ -70,8 +79,9 @@ impl WasiView for PluginState {
 impl types::Host for PluginState {}
 
 impl mllp::Host for PluginState {
-    async fn send(&mut self, destination: String, _message: Vec<u8>, _timeout_ms: u32) -> wasmtime::Result<Result<mllp::Ack, mllp::SendError>> {
-        Ok(Err(mllp::SendError::Denied(format!("MLLP forwarding to {destination} is not available yet"))))
+    async fn send(&mut self, destination: String, message: Vec<u8>, timeout_ms: u32) -> wasmtime::Result<Result<mllp::Ack, mllp::SendError>> {
+        let MllpAccess { pool, allowed } = &self.mllp;
+        Ok(pool.send(&self.plugin, allowed, &destination, &message, Duration::from_millis(timeout_ms.into())).await)
     }
 }
 

@@ -123,7 +123,9 @@ pub struct Grants {
     /// Directories the plugin may read and write, mounted at the same path.
     pub write_dirs: Vec<PathBuf>,
     /// Hosts the plugin may send HTTP requests to through wasi:http, as
-    /// `host` (any port) or `host:port`.
+    /// `host` (any port) or `host:port` (the request's port defaulting to
+    /// 80 for http, 443 for https). Hosts compare without case; a request
+    /// to any other host fails with `HTTP-request-denied`.
     pub http: Vec<String>,
     /// MLLP destinations (`host:port`, host without case) the plugin may
     /// forward to.

@@ -47,6 +47,8 @@ impl PluginEngine {
         start_epoch_ticker(&engine)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        // wasi:http on top of it, each request checked against `allow.http`.
+        super::http::add_to_linker(&mut linker)?;
         // The validator world imports every shared interface (types, message,
         // host); the router and connector worlds import the same ones.
         Validator::add_to_linker::<_, HasSelf<PluginState>>(&mut linker, |state| state)?;

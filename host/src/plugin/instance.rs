@@ -13,6 +13,7 @@ use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 use super::bindings::{connector, router, types, validator};
 use super::engine::PluginEngine;
 use super::failure::{DeadlineReached, PluginFailure};
+use super::http::HttpGrant;
 use super::limiter::MemoryLimiter;
 use super::mllp_client::{Destination, MllpAccess};
 use super::state::{MessageRef, NetGrants, PluginState};
@@ -109,9 +110,12 @@ fn arm_deadline(store: &mut Store<PluginState>, policy: &PluginPolicy) {
     });
 }
 
-/// Refuses `allow.mllp` entries that name no reachable destination,
-/// rather than letting them silently grant nothing.
+/// Refuses `allow.http` and `allow.mllp` entries that name no reachable
+/// host, rather than letting them silently grant nothing.
 pub fn check_net_grants(policy: &PluginPolicy) -> anyhow::Result<()> {
+    if let Some(bad) = policy.allow.http.iter().find(|entry| HttpGrant::parse(entry).is_none()) {
+        anyhow::bail!("allow.http entry `{bad}` is not `host` or `host:port`");
+    }
     if let Some(bad) = policy.allow.mllp.iter().find(|entry| Destination::parse(entry).is_none()) {
         anyhow::bail!("allow.mllp entry `{bad}` is not `host:port`");
     }
@@ -121,12 +125,12 @@ pub fn check_net_grants(policy: &PluginPolicy) -> anyhow::Result<()> {
 /// What of the network `policy` grants, and the engine's MLLP pool.
 fn net_grants(engine: &PluginEngine, policy: &PluginPolicy) -> NetGrants {
     let mllp = policy.allow.mllp.iter().filter_map(|entry| Destination::parse(entry)).collect();
-    NetGrants { mllp: MllpAccess { pool: engine.mllp.clone(), allowed: mllp } }
+    NetGrants { http: HttpGrant::parse_all(&policy.allow.http).into(), mllp: MllpAccess { pool: engine.mllp.clone(), allowed: mllp } }
 }
 
 /// The WASI context: only what the policy grants. No sockets, no
-/// environment, no files, no stdin; stdout is discarded. (MLLP is
-/// granted separately, see `net_grants`.)
+/// environment, no files, no stdin; stdout is discarded. (wasi:http and
+/// MLLP are granted separately, see `net_grants`.)
 pub fn wasi_grants(policy: &PluginPolicy) -> wasmtime::Result<WasiCtxBuilder> {
     let mut wasi = WasiCtxBuilder::new();
     for name in &policy.allow.env {

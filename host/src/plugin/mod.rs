@@ -2,14 +2,15 @@
 //! package in `wit/`) that validate, route and deliver messages. `catalog`
 //! holds what is loaded, `loader` compiles and type-checks, `instance` runs
 //! one call under its deadline and memory limit, `watch` hot-reloads.
-//! `mllp_client` forwards for connectors to the destinations in
-//! `allow.mllp`.
+//! `http` gates wasi:http by `allow.http`; `mllp_client` forwards for
+//! connectors to the destinations in `allow.mllp`.
 
 mod bindings;
 mod builtin;
 mod catalog;
 mod engine;
 mod failure;
+mod http;
 mod instance;
 mod limiter;
 mod loaded;

@@ -9,8 +9,10 @@ use wasmtime::component::{Resource, ResourceTable};
 use wasmtime::ResourceLimiter;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::bindings::{host, message, mllp, types};
+use super::http::{HttpGate, HttpGrant};
 use super::limiter::MemoryLimiter;
 use super::mllp_client::MllpAccess;
 use crate::hl7::{FieldPath, Message, escape};
@@ -28,12 +30,15 @@ pub struct PluginState {
     table: ResourceTable,
     limits: MemoryLimiter,
     stderr: MemoryOutputPipe,
+    http: WasiHttpCtx,
+    http_gate: HttpGate,
     mllp: MllpAccess,
 }
 
-/// The network a plugin may reach: MLLP destinations.
+/// The network a plugin may reach: hosts for wasi:http, MLLP destinations.
 #[derive(Clone)]
 pub struct NetGrants {
+    pub http: Arc<[HttpGrant]>,
     pub mllp: MllpAccess,
 }
 
@@ -41,7 +46,8 @@ impl PluginState {
     pub(super) fn new(plugin: Arc<str>, settings: Arc<str>, mut wasi: wasmtime_wasi::WasiCtxBuilder, limits: MemoryLimiter, net: NetGrants) -> PluginState {
         let stderr = MemoryOutputPipe::new(STDERR_CAPTURE);
         wasi.stderr(stderr.clone());
-        PluginState { plugin, settings, wasi: wasi.build(), table: ResourceTable::new(), limits, stderr, mllp: net.mllp }
+        let http_gate = HttpGate { plugin: plugin.clone(), grants: net.http };
+        PluginState { plugin, settings, wasi: wasi.build(), table: ResourceTable::new(), limits, stderr, http: WasiHttpCtx::new(), http_gate, mllp: net.mllp }
     }
 
     pub(super) fn limiter(&mut self) -> &mut dyn ResourceLimiter {
@@ -73,6 +79,12 @@ impl PluginState {
 impl WasiView for PluginState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for PluginState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.http_gate }
     }
 }
 

@@ -102,7 +102,12 @@ pub type Settings = BTreeMap<String, figment::value::Value>;
 pub struct PluginPolicy {
     /// Largest linear memory the plugin may grow to; beyond it the call traps.
     pub memory_limit: ByteSize,
-    /// Longest a single call (instantiation included) may run.
+    /// Longest a single call (instantiation included) may run, counting
+    /// only the plugin's own execution, in ticks of about a millisecond: a
+    /// plugin that computes past it traps. Time spent suspended in an async
+    /// host call (waiting for an MLLP ACK, an HTTP response, a pollable) is
+    /// not counted; a connector's whole attempt, waiting included, is
+    /// bounded by its connector's `attempt_timeout` instead.
     #[serde(with = "humantime_serde")]
     pub deadline: Duration,
     /// Keep one instance between messages instead of a fresh one per message.

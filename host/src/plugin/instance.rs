@@ -4,14 +4,14 @@
 //! message, or one kept across messages) is decided in `loaded`.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::Duration;
 
 use wasmtime::component::Resource;
 use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 use super::bindings::{connector, router, types, validator};
-use super::engine::PluginEngine;
+use super::engine::{EPOCH_TICK, PluginEngine};
 use super::failure::{DeadlineReached, PluginFailure};
 use super::http::HttpGrant;
 use super::limiter::MemoryLimiter;
@@ -96,18 +96,31 @@ impl Live {
     }
 }
 
-/// Gives the next call `policy.deadline` of wall time. The epoch ticks every
-/// millisecond; at each tick the plugin yields to other tasks, and once the
-/// deadline has passed the call traps.
+/// Gives the next call (or the instantiation) `policy.deadline` of the
+/// plugin's own running time, counted in epoch ticks. The epoch advances
+/// every [`EPOCH_TICK`]; the callback runs at the first check in the
+/// plugin's code after each advance, so a plugin that computes is charged
+/// about one tick per tick, and yields its thread each time. A plugin
+/// suspended in an async host call (an MLLP send, a wasi:http response, a
+/// pollable) runs no code: however long it waits, its return is charged one
+/// tick. Past the budget the call traps.
 fn arm_deadline(store: &mut Store<PluginState>, policy: &PluginPolicy) {
-    let deadline = Instant::now() + policy.deadline;
+    let budget = ticks(policy.deadline);
+    let mut charged: u64 = 0;
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |_| {
-        if Instant::now() >= deadline {
+        charged += 1;
+        if charged >= budget {
             return Err(wasmtime::Error::new(DeadlineReached));
         }
         Ok(UpdateDeadline::Yield(1))
     });
+}
+
+/// Whole epoch ticks in `deadline`, at least one.
+fn ticks(deadline: Duration) -> u64 {
+    let tick = EPOCH_TICK.as_nanos().max(1);
+    u64::try_from(deadline.as_nanos().div_ceil(tick)).unwrap_or(u64::MAX).max(1)
 }
 
 /// Refuses `allow.http` and `allow.mllp` entries that name no reachable
@@ -145,3 +158,6 @@ pub fn wasi_grants(policy: &PluginPolicy) -> wasmtime::Result<WasiCtxBuilder> {
     }
     Ok(wasi)
 }
+
+#[cfg(test)]
+mod tests;

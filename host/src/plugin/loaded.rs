@@ -83,7 +83,7 @@ pub struct MessageScope {
 
 impl Plugin {
     pub async fn validate(&self, scope: &mut MessageScope, message: Arc<Message>, settings: Arc<str>) -> Result<types::Verdict, PluginFailure> {
-        match self.call(scope, message, settings, Call::Validate).await? {
+        match self.within_deadline(self.call(scope, message, settings, Call::Validate)).await? {
             Answer::Verdict(verdict) => Ok(verdict),
             _ => Err(self.wrong_world()),
         }
@@ -96,7 +96,7 @@ impl Plugin {
         settings: Arc<str>,
         connector: &str,
     ) -> Result<Result<bool, types::Issue>, PluginFailure> {
-        match self.call(scope, message, settings, Call::Route { connector }).await? {
+        match self.within_deadline(self.call(scope, message, settings, Call::Route { connector })).await? {
             Answer::Route(taken) => Ok(taken),
             _ => Err(self.wrong_world()),
         }
@@ -106,6 +106,17 @@ impl Plugin {
         match self.call(scope, message, settings, Call::Deliver { attempt }).await? {
             Answer::Delivery(delivery) => Ok(delivery),
             _ => Err(self.wrong_world()),
+        }
+    }
+
+    /// Validators and routers hold a sender's ACK: besides the deadline on
+    /// their own running time, their whole call (waits in granted host calls
+    /// included) gets the same span of wall time. Connectors are bounded by
+    /// their connector's `attempt_timeout` instead.
+    async fn within_deadline(&self, call: impl Future<Output = Result<Answer, PluginFailure>>) -> Result<Answer, PluginFailure> {
+        match tokio::time::timeout(self.policy.deadline, call).await {
+            Ok(answer) => answer,
+            Err(_) => Err(PluginFailure::Deadline { plugin: self.name.to_string(), limit: self.policy.deadline }),
         }
     }
 

@@ -72,10 +72,13 @@ pub struct Queues {
     refs: Arc<Mutex<()>>,
 }
 
+/// Signed: a worker may finish an entry before the committer that wrote it
+/// has counted it (the write is visible first), so a count can dip below
+/// zero for a moment.
 #[derive(Debug, Default, Clone, Copy)]
 struct Depth {
-    outbox: u64,
-    dead: u64,
+    outbox: i64,
+    dead: i64,
 }
 
 /// What changes as messages are queued and delivered: depths kept in memory
@@ -110,7 +113,7 @@ impl Activity {
         {
             let mut depths = lock(&self.depths);
             for (connector, n) in added {
-                depths.entry(connector.clone()).or_default().outbox += n;
+                depths.entry(connector.clone()).or_default().outbox += *n as i64;
             }
         }
         let wakers = lock(&self.wakers);
@@ -127,8 +130,8 @@ impl Activity {
             Some(depth) => depth,
             None => depths.entry(Arc::from(connector)).or_default(),
         };
-        depth.outbox = depth.outbox.saturating_add_signed(outbox);
-        depth.dead = depth.dead.saturating_add_signed(dead);
+        depth.outbox += outbox;
+        depth.dead += dead;
     }
 }
 
@@ -150,7 +153,7 @@ impl Queues {
     pub fn depths(&self) -> Vec<QueueDepth> {
         lock(&self.activity.depths)
             .iter()
-            .map(|(name, d)| QueueDepth { connector: name.to_string(), outbox: d.outbox, dead_letter: d.dead })
+            .map(|(name, d)| QueueDepth { connector: name.to_string(), outbox: d.outbox.max(0) as u64, dead_letter: d.dead.max(0) as u64 })
             .collect()
     }
 

@@ -5,6 +5,7 @@ mod support;
 
 mod bad_input;
 mod config;
+mod delivery;
 mod durability;
 mod ingest;
 mod interop;

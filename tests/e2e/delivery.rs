@@ -505,3 +505,40 @@ fn admin_token_guards_metrics_and_the_cli_uses_it() {
     assert!(!ok, "the CLI with a wrong token is refused: {stdout}");
     assert!(!stderr.is_empty(), "and says why");
 }
+
+// ---------------------------------------------------------------- the fakes themselves
+
+/// The sink and the receiver answer as scripted (no engine involved), so a
+/// failure above is the engine's, not the test's.
+#[test]
+fn the_fake_receivers_answer_as_scripted() {
+    use std::io::{Read, Write};
+
+    let sink = HttpSink::start();
+    sink.answer_next(2, 503).answer_when("BAD", 400);
+    let post = |body: &str| -> u16 {
+        let mut stream = std::net::TcpStream::connect(sink.addr).unwrap();
+        write!(stream, "POST /hl7 HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    assert_eq!([post("a"), post("BAD"), post("b"), post("BAD"), post("c")], [503, 503, 200, 400, 200]);
+    let requests = sink.wait_for_delivered(2, WAIT);
+    assert_eq!(requests.iter().map(|r| r.body.as_slice()).collect::<Vec<_>>(), [b"b".as_slice(), b"c"]);
+    assert_eq!(sink.requests()[0].header("content-type"), Some("text/plain"));
+
+    let mut receiver = MllpReceiver::start();
+    receiver.reply_when("WRONG", Reply::WrongControlId).reply_next(1, Reply::Reject("no".into()));
+    let mut client = RawClient::connect(receiver.addr);
+    assert_eq!(ack_field(&client.send(&adt("A1")), "MSA", 1), "AR");
+    let ack = client.send(&adt("A2"));
+    assert_eq!((ack_field(&ack, "MSA", 1), ack_field(&ack, "MSA", 2)), ("AA".into(), "A2".into()));
+    assert_eq!(ack_field(&client.send(&adt("WRONG1")), "MSA", 2), "NOTWRONG1");
+    receiver.stop();
+    assert!(client.read_frame().is_none(), "stopping closes connections");
+    assert!(std::net::TcpStream::connect(receiver.addr).is_err(), "and refuses new ones");
+    receiver.listen();
+    assert_eq!(ack_field(&RawClient::connect(receiver.addr).send(&adt("A3")), "MSA", 1), "AA");
+    assert_eq!(receiver.wait_for(4, WAIT), ["A1", "A2", "WRONG1", "A3"]);
+}

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use sluice::config::Config;
 use sluice::hl7::Message;
+use sluice::metrics::Metrics;
 use sluice::pipeline::Rules;
 use sluice::plugin::{Catalog, MessageScope};
 use sluice::send::{LoadOptions, adt_a01, run_load};
@@ -66,9 +67,11 @@ fn main() -> anyhow::Result<()> {
         // neighbour on the machine weighs on all of them alike.
         let setups = [(&bare, &bare_catalog, 0), (&full, &catalog, 2), (&kept, &kept_catalog, 2)];
         let mut samples = [Vec::new(), Vec::new(), Vec::new()];
+        // Plugin calls are timed into metrics, as in the server.
+        let metrics = Metrics::default();
         for round in 0..SAMPLES + SAMPLES / 10 {
             for (i, (rules, catalog, routed)) in setups.iter().enumerate() {
-                let took = runtime.block_on(time_rules(rules, catalog, &message, *routed))?;
+                let took = runtime.block_on(time_rules(rules, catalog, &message, *routed, &metrics))?;
                 // The first rounds warm the allocator's slots and are not counted.
                 if round >= SAMPLES / 10 {
                     samples[i].push(took);
@@ -151,12 +154,12 @@ fn setup(scratch: &std::path::Path, name: &str, body: &str) -> anyhow::Result<(R
 }
 
 /// The validate and route steps for one message, as the pipeline runs them.
-async fn time_rules(rules: &Rules, catalog: &Catalog, message: &Arc<Message>, routed_at_least: usize) -> anyhow::Result<Duration> {
+async fn time_rules(rules: &Rules, catalog: &Catalog, message: &Arc<Message>, routed_at_least: usize, metrics: &Metrics) -> anyhow::Result<Duration> {
     let start = Instant::now();
     let plugins = catalog.snapshot();
     let mut scope = MessageScope::default();
-    anyhow::ensure!(rules.validate(&plugins, &mut scope, message).await.is_none(), "a validator refused the benchmark message");
-    let taken = rules.route(&plugins, &mut scope, message).await.map_err(|_| anyhow::anyhow!("routing failed"))?;
+    anyhow::ensure!(rules.validate(&plugins, &mut scope, message, metrics).await.is_none(), "a validator refused the benchmark message");
+    let taken = rules.route(&plugins, &mut scope, message, metrics).await.map_err(|_| anyhow::anyhow!("routing failed"))?;
     drop(scope);
     anyhow::ensure!(taken.len() >= routed_at_least, "expected bedboard and archive, got {taken:?}");
     Ok(start.elapsed())

@@ -2,8 +2,10 @@
 //! `mllp` (transport) → `hl7` (parsing) → `pipeline` (validate and route,
 //! with `plugin`s) → `outbox` (durable store) → `ack` (the answer), then
 //! `delivery` (one worker per connector, through connector `plugin`s).
+//! `admin` serves health, `metrics` and the API the CLI uses.
 
 pub mod ack;
+pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod delivery;

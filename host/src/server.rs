@@ -1,14 +1,17 @@
 //! `sluice serve`: opens the store, loads the plugins and watches their
-//! folder, starts the delivery workers and the listener, and on SIGINT or
-//! SIGTERM drains: stop accepting, let connections finish the message they
-//! are on (up to `shutdown_timeout`), stop the committer, flush, exit.
+//! folder, starts the delivery workers, the listener and the admin endpoint,
+//! and on SIGINT or SIGTERM drains: stop accepting, let connections finish
+//! the message they are on (up to `shutdown_timeout`), stop the committer,
+//! flush, exit.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::admin::{AdminState, RunningAdmin};
 use crate::config::Config;
 use crate::delivery::Delivery;
 use crate::metrics::Metrics;
@@ -17,9 +20,17 @@ use crate::outbox::{Store, StoreOptions};
 use crate::pipeline::{Pipeline, Rules};
 use crate::plugin::Catalog;
 
+/// The addresses `sluice serve` is reachable at.
+#[derive(Debug, Clone, Copy)]
+pub struct Bound {
+    pub mllp: SocketAddr,
+    /// `None` when `admin.listen` is `off`.
+    pub admin: Option<SocketAddr>,
+}
+
 /// Runs the engine until `shutdown` is cancelled. `on_ready` gets the bound
-/// address once the listener accepts connections.
-pub async fn run(config: Config, shutdown: CancellationToken, on_ready: impl FnOnce(SocketAddr)) -> anyhow::Result<()> {
+/// addresses once the listener accepts connections.
+pub async fn run(config: Config, shutdown: CancellationToken, on_ready: impl FnOnce(Bound)) -> anyhow::Result<()> {
     let connectors: Vec<Arc<str>> = config.connectors.keys().map(|name| Arc::from(name.as_str())).collect();
     let store = Store::open(&config.data_dir, StoreOptions { dedupe_window: config.dedupe_window }, &connectors)?;
     let metrics = Arc::new(Metrics::default());
@@ -31,7 +42,7 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_ready: impl FnO
     let watcher = crate::plugin::watch(catalog.clone(), shutdown.child_token())?;
     let rules = Rules::from_config(&config);
     let pipeline = Arc::new(Pipeline::new(config.charset_policy(), connectors, store.handle(), metrics.clone()).with_plugins(rules, catalog.clone()));
-    let delivery = Delivery::start(&config, store.queues(), catalog, metrics.clone());
+    let delivery = Delivery::start(&config, store.queues(), catalog.clone(), metrics.clone());
 
     let limits = ConnectionLimits {
         framing: config.framing(),
@@ -45,7 +56,13 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_ready: impl FnO
     if config.connectors.is_empty() {
         tracing::warn!("no connectors configured: accepted messages are stored but queued for no destination (add [connectors.<name>])");
     }
-    on_ready(addr);
+    // The admin endpoint (health, metrics, the API the CLI uses): ready from
+    // here until the drain starts; it stops, and DATA_DIR/admin.addr goes, when `run` returns.
+    let ready = Arc::new(AtomicBool::new(false));
+    let admin_state = AdminState { queues: store.queues(), metrics: metrics.clone(), catalog, ready: ready.clone() };
+    let admin = crate::admin::start(&config, admin_state, &shutdown)?;
+    ready.store(true, Ordering::SeqCst);
+    on_ready(Bound { mllp: addr, admin: admin.as_ref().map(RunningAdmin::addr) });
 
     let tasks = TaskTracker::new();
     let force_close = CancellationToken::new();

@@ -1,5 +1,7 @@
 //! The `sluice` command line.
 
+mod admin_client;
+mod dlq;
 mod outbox;
 mod plugins;
 mod send;
@@ -24,9 +26,12 @@ pub enum Command {
     Serve(ConfigArgs),
     /// Send messages over MLLP and print their ACKs, or generate load.
     Send(send::SendArgs),
-    /// Inspect connector outboxes (works while the server runs).
+    /// Inspect connector outboxes (asks the running server).
     #[command(subcommand)]
     Outbox(outbox::OutboxCommand),
+    /// List, show, replay or purge a connector's dead letters (asks the running server).
+    #[command(subcommand)]
+    Dlq(dlq::DlqCommand),
     /// Show the plugins the running engine has loaded.
     #[command(subcommand)]
     Plugins(plugins::PluginsCommand),
@@ -63,10 +68,24 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Serve(args) => serve::run(args),
         Command::Send(args) => send::run(args),
         Command::Outbox(command) => outbox::run(command),
+        Command::Dlq(command) => dlq::run(command),
         Command::Plugins(command) => plugins::run(command),
         Command::Config(args) => {
             print!("{}", toml::to_string(&args.load()?)?);
             Ok(std::process::ExitCode::SUCCESS)
         }
     }
+}
+
+/// `name` as one URL path segment: unreserved characters as they are, the rest percent-encoded.
+fn path_segment(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for byte in name.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }

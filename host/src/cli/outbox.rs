@@ -1,12 +1,14 @@
-//! `sluice outbox stats|list`: reads the store through a secondary instance,
-//! so it works while `sluice serve` runs.
+//! `sluice outbox stats|list`: asks the running server through its admin API.
 
 use std::process::ExitCode;
 
 use clap::Subcommand;
+use serde::Deserialize;
+use serde_json::Value;
 
 use super::ConfigArgs;
-use crate::outbox::StoreReader;
+use super::admin_client::{AdminArgs, AdminClient};
+use super::path_segment;
 
 #[derive(Debug, Subcommand)]
 pub enum OutboxCommand {
@@ -14,6 +16,8 @@ pub enum OutboxCommand {
     Stats {
         #[command(flatten)]
         config: ConfigArgs,
+        #[command(flatten)]
+        admin: AdminArgs,
         #[arg(long)]
         json: bool,
     },
@@ -22,6 +26,8 @@ pub enum OutboxCommand {
         connector: String,
         #[command(flatten)]
         config: ConfigArgs,
+        #[command(flatten)]
+        admin: AdminArgs,
         #[arg(long, default_value_t = 100)]
         limit: usize,
         #[arg(long)]
@@ -29,28 +35,48 @@ pub enum OutboxCommand {
     },
 }
 
+#[derive(Debug, Deserialize)]
+struct Depths {
+    connectors: Vec<Depth>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Depth {
+    connector: String,
+    outbox: u64,
+    dead_letter: u64,
+}
+
+#[derive(Debug, Deserialize)]
+struct Entry {
+    seq: u64,
+    control_id: String,
+    message_type: String,
+    sending_application: String,
+}
+
 pub fn run(command: OutboxCommand) -> anyhow::Result<ExitCode> {
     match command {
-        OutboxCommand::Stats { config, json } => {
-            let config = config.load()?;
-            let depths = StoreReader::open(&config.data_dir)?.depths(&config.connector_names())?;
+        OutboxCommand::Stats { config, admin, json } => {
+            let client = AdminClient::new(&admin, &config.load()?)?;
+            let depths: Value = client.get("/api/outbox")?;
             if json {
-                println!("{}", serde_json::json!({ "connectors": depths }));
+                println!("{depths}");
             } else {
                 println!("{:<24} {:>12} {:>12}", "connector", "outbox", "dead_letter");
-                for d in depths {
+                for d in serde_json::from_value::<Depths>(depths)?.connectors {
                     println!("{:<24} {:>12} {:>12}", d.connector, d.outbox, d.dead_letter);
                 }
             }
         }
-        OutboxCommand::List { connector, config, limit, json } => {
-            let config = config.load()?;
-            let entries = StoreReader::open(&config.data_dir)?.outbox(&connector, limit)?;
+        OutboxCommand::List { connector, config, admin, limit, json } => {
+            let client = AdminClient::new(&admin, &config.load()?)?;
+            let entries: Value = client.get(&format!("/api/outbox/{}?limit={limit}", path_segment(&connector)))?;
             if json {
-                println!("{}", serde_json::to_string(&entries)?);
+                println!("{entries}");
             } else {
-                for e in entries {
-                    println!("{:>10}  {:<22} {:<16} {}", e.seq, e.meta.control_id, e.meta.message_type, e.meta.sending_application);
+                for e in serde_json::from_value::<Vec<Entry>>(entries)? {
+                    println!("{:>10}  {:<22} {:<16} {}", e.seq, e.control_id, e.message_type, e.sending_application);
                 }
             }
         }

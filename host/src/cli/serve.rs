@@ -18,9 +18,12 @@ pub fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
     runtime.block_on(async move {
         let shutdown = CancellationToken::new();
         crate::server::cancel_on_signals(shutdown.clone())?;
-        crate::server::run(config, shutdown, |addr| {
-            // The readiness line scripts and tests wait for (the port may be 0 in config).
-            println!("sluice listening on {addr}");
+        crate::server::run(config, shutdown, |bound| {
+            if let Some(admin) = bound.admin {
+                println!("sluice admin on {admin}");
+            }
+            // The readiness line scripts and tests wait for (the port may be 0 in config); keep it last.
+            println!("sluice listening on {}", bound.mllp);
             let _ = std::io::stdout().flush();
         })
         .await

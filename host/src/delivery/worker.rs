@@ -121,7 +121,7 @@ impl Worker {
                     self.bury(entry, attempt, format!("rejected: {reason}")).await
                 }
                 Outcome::Retry(reason) | Outcome::Failed(reason) | Outcome::Reject(reason) => {
-                    let result = if self.dead_letter && attempt >= self.retry.max_attempts {
+                    if self.dead_letter && attempt >= self.retry.max_attempts {
                         self.bury(entry, attempt, format!("gave up after {attempt} attempts: {reason}")).await
                     } else {
                         tracing::warn!(connector = %self.connector, control_id = %entry.meta.control_id, attempt, %reason, "delivery failed; will retry");
@@ -133,8 +133,7 @@ impl Worker {
                             return;
                         }
                         continue;
-                    };
-                    result
+                    }
                 }
                 Outcome::Unavailable(reason) => {
                     tracing::warn!(connector = %self.connector, %reason, "cannot deliver; waiting");

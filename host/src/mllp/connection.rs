@@ -74,6 +74,9 @@ impl Connection {
         // When the frame being received began. A start byte that abandons a
         // partial frame does not restart it: only a complete frame does.
         let mut frame_started: Option<Instant> = None;
+        // When the last read returned: a frame decoded now ended in that read,
+        // so its ACK latency counts from there (waiting behind earlier frames included).
+        let mut last_read = Instant::now();
         loop {
             // Every complete frame already buffered is answered before reading more.
             loop {
@@ -87,10 +90,11 @@ impl Connection {
                         frame_started = None;
                         self.metrics.frames.inc();
                         let reply = self.pipeline.process(payload, self.peer).await;
-                        if let Some(ack) = reply.ack
-                            && let Err(err) = self.send(stream, codec, &ack).await
-                        {
-                            return Closed::Io(err);
+                        if let Some(ack) = reply.ack {
+                            if let Err(err) = self.send(stream, codec, &ack).await {
+                                return Closed::Io(err);
+                            }
+                            self.metrics.ack_latency.observe(last_read.elapsed());
                         }
                         idle_since = Instant::now();
                     }
@@ -118,7 +122,10 @@ impl Connection {
             };
             match read {
                 Ok(Ok(0)) => return Closed::ByPeer,
-                Ok(Ok(_)) => {}
+                Ok(Ok(n)) => {
+                    last_read = Instant::now();
+                    self.metrics.bytes_in.add(n as u64);
+                }
                 Ok(Err(err)) => return Closed::Io(err),
                 Err(_) if codec.in_frame() => {
                     self.metrics.frame_timeouts.inc();
@@ -151,7 +158,11 @@ impl Connection {
         self.out.clear();
         codec.encode(ack, &mut self.out)?;
         match timeout(self.limits.idle_timeout, stream.write_all(&self.out)).await {
-            Ok(result) => result,
+            Ok(Ok(())) => {
+                self.metrics.bytes_out.add(self.out.len() as u64);
+                Ok(())
+            }
+            Ok(Err(err)) => Err(err),
             Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "peer does not read its ACKs")),
         }
     }

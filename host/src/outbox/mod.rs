@@ -4,15 +4,13 @@
 mod committer;
 mod keys;
 mod queue;
-mod reader;
 mod record;
 mod store;
 
 pub use committer::NewMessage;
-pub use reader::{OutboxEntry, QueueDepth, StoreReader};
 pub use record::MessageMeta;
 pub use keys::dedupe_key;
-pub use queue::{DeadLetter, Queued, Queues, Selection};
+pub use queue::{DeadLetter, QueueDepth, Queued, Queues, Selection};
 pub use store::{CommitHandle, Store, StoreOptions, now_ms};
 
 /// The result of a commit.

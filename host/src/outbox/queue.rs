@@ -14,10 +14,17 @@ use serde::Serialize;
 use tokio::sync::Notify;
 
 use super::keys;
-use super::reader::QueueDepth;
 use super::record::{DeadRecord, MessageMeta, OutboxValue, decode_message};
 use super::store::{CommitHandle, lock, now_ms};
 use super::StoreError;
+
+/// How many messages wait in a connector's outbox and dead-letter queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QueueDepth {
+    pub connector: String,
+    pub outbox: u64,
+    pub dead_letter: u64,
+}
 
 /// One message waiting in a connector's outbox.
 #[derive(Debug, Clone, Serialize)]

@@ -125,7 +125,7 @@ pub(super) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// Column family options: no compression (none is built in, keeping the cold
 /// build short; HL7 text is small and the volume is bounded by delivery).
-pub(super) fn cf_options() -> Options {
+fn cf_options() -> Options {
     let mut opts = Options::default();
     opts.set_compression_type(DBCompressionType::None);
     opts

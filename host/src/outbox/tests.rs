@@ -25,8 +25,8 @@ fn new_message(control_id: &str, connectors: &[Arc<str>]) -> NewMessage {
     }
 }
 
-fn seqs(reader: &StoreReader, connector: &str) -> Vec<(u64, String)> {
-    reader.outbox(connector, usize::MAX).unwrap().into_iter().map(|e| (e.seq, e.meta.control_id)).collect()
+fn seqs(queues: &Queues, connector: &str) -> Vec<(u64, String)> {
+    queues.outbox(connector, usize::MAX).unwrap().into_iter().map(|e| (e.seq, e.meta.control_id)).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -52,23 +52,25 @@ async fn concurrent_commits_get_unique_contiguous_sequences_that_survive_reopeni
     assert!(matches!(again, Committed::Duplicate { ack: Some(ref ack), .. } if ack == &Bytes::from("ACK T3-7")));
     store.close().unwrap();
 
-    let reader = StoreReader::open(dir.path()).unwrap();
-    let a = seqs(&reader, "a");
+    let store = Store::open(dir.path(), StoreOptions { dedupe_window: Duration::from_secs(60) }, &connectors).unwrap();
+    let queues = store.queues();
+    let a = seqs(&queues, "a");
     assert_eq!(a.len(), 800);
     assert_eq!(a.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(), (1..=800).collect::<Vec<_>>(), "contiguous from 1");
-    assert_eq!(seqs(&reader, "b"), a, "both connectors in the same order");
+    assert_eq!(seqs(&queues, "b"), a, "both connectors in the same order");
     // Each sender's messages keep their order.
     let t5: Vec<&String> = a.iter().map(|(_, id)| id).filter(|id| id.starts_with("T5-")).collect();
     assert_eq!(t5, (0..50).map(|i| format!("T5-{i}")).collect::<Vec<_>>().iter().collect::<Vec<_>>());
-    drop(reader);
+    drop(queues);
+    store.close().unwrap();
 
     // Reopened (a restart): numbering continues, nothing is reused.
-    let store = Store::open(dir.path(), StoreOptions { dedupe_window: Duration::from_secs(60) }, &connectors).unwrap();
+    let three: Vec<Arc<str>> = vec![Arc::from("a"), Arc::from("b"), Arc::from("c")];
+    let store = Store::open(dir.path(), StoreOptions { dedupe_window: Duration::from_secs(60) }, &three).unwrap();
     store.handle().commit(new_message("AFTER", &connectors)).await.unwrap();
-    store.close().unwrap();
-    let reader = StoreReader::open(dir.path()).unwrap();
-    assert_eq!(seqs(&reader, "a").last().unwrap(), &(801, "AFTER".to_string()));
-    assert_eq!(reader.depths(&["a".into(), "b".into(), "c".into()]).unwrap()[2], QueueDepth { connector: "c".into(), outbox: 0, dead_letter: 0 });
+    let queues = store.queues();
+    assert_eq!(seqs(&queues, "a").last().unwrap(), &(801, "AFTER".to_string()));
+    assert_eq!(queues.depths()[2], QueueDepth { connector: "c".into(), outbox: 0, dead_letter: 0 });
 }
 
 #[tokio::test]

@@ -108,10 +108,10 @@ impl Pipeline {
         };
         // The message's plugin instances go when it has been judged and routed.
         let mut scope = MessageScope::default();
-        if let Some(outcome) = self.rules.validate(&plugins, &mut scope, message).await {
+        if let Some(outcome) = self.rules.validate(&plugins, &mut scope, message, &self.metrics).await {
             return Err(outcome);
         }
-        self.rules.route(&plugins, &mut scope, message).await
+        self.rules.route(&plugins, &mut scope, message, &self.metrics).await
     }
 
     /// The ACK for a message that is not accepted (or an accepted one with no store involved).

@@ -4,10 +4,12 @@
 //! hot reload never switches plugins under it.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::ack::{ErrorCode, Issue, Outcome};
 use crate::config::{Config, Settings};
 use crate::hl7::Message;
+use crate::metrics::Metrics;
 use super::lossy;
 use crate::plugin::{MessageScope, PluginFailure, PluginIssue, PluginSet, Verdict};
 
@@ -54,10 +56,13 @@ impl Rules {
 
     /// Runs the validators in order; `Some` is the first non-accepting
     /// outcome. A validator whose plugin file was removed is skipped.
-    pub async fn validate(&self, plugins: &PluginSet, scope: &mut MessageScope, message: &Arc<Message>) -> Option<Outcome> {
+    pub async fn validate(&self, plugins: &PluginSet, scope: &mut MessageScope, message: &Arc<Message>, metrics: &Metrics) -> Option<Outcome> {
         for step in &self.validators {
             let Some(plugin) = plugins.get(&step.plugin) else { continue };
-            match plugin.validate(scope, message.clone(), step.settings.clone()).await {
+            let started = Instant::now();
+            let verdict = plugin.validate(scope, message.clone(), step.settings.clone()).await;
+            metrics.observe_plugin_call(&step.plugin, "validator", started.elapsed());
+            match verdict {
                 Ok(Verdict::Accept) => {}
                 Ok(Verdict::Reject(issue)) => return Some(Outcome::Rejected(ack_issue(issue))),
                 Ok(Verdict::Error(issue)) => return Some(Outcome::Errored(ack_issue(issue))),
@@ -71,7 +76,7 @@ impl Rules {
     /// (a router that cannot decide). A connector whose router plugin file
     /// was removed takes nothing until it is back: sending patient data to a
     /// destination no rule allows is worse than holding it.
-    pub async fn route(&self, plugins: &PluginSet, scope: &mut MessageScope, message: &Arc<Message>) -> Result<Vec<Arc<str>>, Outcome> {
+    pub async fn route(&self, plugins: &PluginSet, scope: &mut MessageScope, message: &Arc<Message>, metrics: &Metrics) -> Result<Vec<Arc<str>>, Outcome> {
         let mut taken = Vec::with_capacity(self.routes.len());
         for route in &self.routes {
             let Some(step) = &route.router else {
@@ -79,7 +84,10 @@ impl Rules {
                 continue;
             };
             let Some(plugin) = plugins.get(&step.plugin) else { continue };
-            match plugin.route(scope, message.clone(), step.settings.clone(), &route.connector).await {
+            let started = Instant::now();
+            let taken_here = plugin.route(scope, message.clone(), step.settings.clone(), &route.connector).await;
+            metrics.observe_plugin_call(&step.plugin, "router", started.elapsed());
+            match taken_here {
                 Ok(Ok(true)) => taken.push(route.connector.clone()),
                 Ok(Ok(false)) => {}
                 Ok(Err(issue)) => return Err(Outcome::Errored(ack_issue(issue))),

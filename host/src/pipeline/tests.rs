@@ -5,7 +5,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::*;
-use crate::outbox::{Store, StoreOptions, StoreReader};
+use crate::outbox::{Store, StoreOptions};
 
 const PEER: &str = "127.0.0.1:4000";
 
@@ -41,8 +41,8 @@ async fn accepted_message_is_stored_then_acknowledged() {
     drop(pipeline);
     store.close().unwrap();
 
-    let reader = StoreReader::open(dir.path()).unwrap();
-    let queued = reader.outbox("lab", 10).unwrap();
+    let store = Store::open(dir.path(), StoreOptions { dedupe_window: std::time::Duration::from_secs(60) }, &[Arc::from("lab")]).unwrap();
+    let queued = store.queues().outbox("lab", 10).unwrap();
     assert_eq!(queued.len(), 1);
     assert_eq!(queued[0].meta.control_id, "P1");
     assert_eq!(queued[0].meta.peer, PEER);

@@ -1,0 +1,157 @@
+//! The JSON API the CLI uses: outbox depths and entries, dead letters
+//! (list, show, replay, purge) and the plugin catalog. Store calls block on
+//! RocksDB, so they run on the blocking pool, never on the runtime threads.
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::AdminState;
+use super::error::ApiError;
+use crate::outbox::{DeadLetter, Queued, Selection, StoreError};
+use crate::plugin::PluginStatus;
+
+/// Entries listed when the request gives no `limit`.
+const DEFAULT_LIMIT: usize = 100;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Page {
+    limit: Option<usize>,
+    /// List dead letters with a greater ID only (the last ID of the previous page).
+    after: Option<u64>,
+}
+
+/// The body of a replay or purge: `{"id": N}` or `{"all": true}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Action {
+    id: Option<u64>,
+    #[serde(default)]
+    all: bool,
+}
+
+/// One dead letter with its message.
+#[derive(Debug, Serialize)]
+pub struct ShownDeadLetter {
+    #[serde(flatten)]
+    letter: DeadLetter,
+    /// The HL7 message as received (invalid UTF-8 replaced).
+    raw: String,
+}
+
+/// `GET /api/outbox`
+pub async fn outbox_depths(State(state): State<AdminState>) -> Json<Value> {
+    Json(json!({ "connectors": state.queues.depths() }))
+}
+
+/// `GET /api/outbox/{connector}?limit=N`
+pub async fn outbox(State(state): State<AdminState>, Path(connector): Path<String>, page: Result<Query<Page>, QueryRejection>) -> Result<Json<Vec<Queued>>, ApiError> {
+    let limit = page_of(page)?.limit.unwrap_or(DEFAULT_LIMIT);
+    known(&state, &connector)?;
+    let queues = state.queues.clone();
+    let what = format!("the outbox of `{connector}`");
+    Ok(Json(blocking(what, move || queues.outbox(&connector, limit)).await?))
+}
+
+/// `GET /api/dlq/{connector}?after=ID&limit=N`
+pub async fn dead_letters(State(state): State<AdminState>, Path(connector): Path<String>, page: Result<Query<Page>, QueryRejection>) -> Result<Json<Vec<DeadLetter>>, ApiError> {
+    let page = page_of(page)?;
+    known(&state, &connector)?;
+    let queues = state.queues.clone();
+    let what = format!("the dead letters of `{connector}`");
+    Ok(Json(blocking(what, move || queues.dead_letters(&connector, page.after, page.limit.unwrap_or(DEFAULT_LIMIT))).await?))
+}
+
+/// `GET /api/dlq/{connector}/{id}`
+pub async fn dead_letter(State(state): State<AdminState>, path: Result<Path<(String, u64)>, PathRejection>) -> Result<Json<ShownDeadLetter>, ApiError> {
+    let Path((connector, id)) = path.map_err(|err| ApiError::BadRequest(format!("dead letter IDs are numbers ({})", err.body_text())))?;
+    known(&state, &connector)?;
+    let queues = state.queues.clone();
+    let what = format!("dead letter {id} of `{connector}`");
+    let found = blocking(what, {
+        let connector = connector.clone();
+        move || queues.dead_letter(&connector, id)
+    })
+    .await?;
+    let (letter, raw) = found.ok_or_else(|| no_dead_letter(&connector, id))?;
+    Ok(Json(ShownDeadLetter { letter, raw: String::from_utf8_lossy(&raw).into_owned() }))
+}
+
+/// `POST /api/dlq/{connector}/replay`: back to the tail of the outbox.
+pub async fn replay(State(state): State<AdminState>, Path(connector): Path<String>, body: Result<Json<Action>, JsonRejection>) -> Result<Json<Value>, ApiError> {
+    let which = selection(body)?;
+    known(&state, &connector)?;
+    let queues = state.queues.clone();
+    let what = format!("replaying dead letters of `{connector}`");
+    let moved = blocking(what, {
+        let connector = connector.clone();
+        move || queues.replay(&connector, which)
+    })
+    .await?;
+    found_one(&connector, which, moved)?;
+    tracing::info!(connector, replayed = moved, "dead letters replayed through the admin API");
+    Ok(Json(json!({ "replayed": moved })))
+}
+
+/// `POST /api/dlq/{connector}/purge`: deleted for good.
+pub async fn purge(State(state): State<AdminState>, Path(connector): Path<String>, body: Result<Json<Action>, JsonRejection>) -> Result<Json<Value>, ApiError> {
+    let which = selection(body)?;
+    known(&state, &connector)?;
+    let queues = state.queues.clone();
+    let what = format!("purging dead letters of `{connector}`");
+    let purged = blocking(what, {
+        let connector = connector.clone();
+        move || queues.purge(&connector, which)
+    })
+    .await?;
+    found_one(&connector, which, purged)?;
+    tracing::info!(connector, purged, "dead letters purged through the admin API");
+    Ok(Json(json!({ "purged": purged })))
+}
+
+/// `GET /api/plugins`: what `sluice plugins list` shows.
+pub async fn plugins(State(state): State<AdminState>) -> Json<Vec<PluginStatus>> {
+    Json(state.catalog.statuses())
+}
+
+fn known(state: &AdminState, connector: &str) -> Result<(), ApiError> {
+    if state.queues.knows(connector) { Ok(()) } else { Err(ApiError::unknown_connector(connector)) }
+}
+
+fn page_of(page: Result<Query<Page>, QueryRejection>) -> Result<Page, ApiError> {
+    page.map(|Query(page)| page).map_err(|err| ApiError::BadRequest(format!("bad query: {} (expected limit=N, after=ID)", err.body_text())))
+}
+
+fn selection(body: Result<Json<Action>, JsonRejection>) -> Result<Selection, ApiError> {
+    const EXPECTED: &str = r#"expected {"id": N} for one dead letter or {"all": true} for all of them"#;
+    let Json(action) = body.map_err(|err| ApiError::BadRequest(format!("bad body: {}; {EXPECTED}", err.body_text())))?;
+    match (action.id, action.all) {
+        (Some(id), false) => Ok(Selection::One(id)),
+        (None, true) => Ok(Selection::All),
+        _ => Err(ApiError::BadRequest(EXPECTED.into())),
+    }
+}
+
+/// An action on one dead letter that touched none: it is not there.
+fn found_one(connector: &str, which: Selection, count: u64) -> Result<(), ApiError> {
+    match which {
+        Selection::One(id) if count == 0 => Err(no_dead_letter(connector, id)),
+        _ => Ok(()),
+    }
+}
+
+fn no_dead_letter(connector: &str, id: u64) -> ApiError {
+    ApiError::NotFound(format!("no dead letter {id} in `{connector}`"))
+}
+
+/// Runs a store call on the blocking pool; `what` names it in errors.
+async fn blocking<T: Send + 'static>(what: String, call: impl FnOnce() -> Result<T, StoreError> + Send + 'static) -> Result<T, ApiError> {
+    match tokio::task::spawn_blocking(call).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(err)) => Err(ApiError::Internal(format!("{what}: {err}"))),
+        Err(err) => Err(ApiError::Internal(format!("{what}: the store call did not finish ({err})"))),
+    }
+}

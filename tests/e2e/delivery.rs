@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::support::{HttpSink, MllpReceiver, RawClient, Reply, Sluice, ack_field, adt, metric_sum, wait_until, wasm};
 
@@ -383,6 +383,7 @@ fn a_backlog_of_10_000_keeps_memory_flat_and_drains_in_order() {
     let mut receiver = MllpReceiver::reserve();
     let sluice = start(&mllp_config(&receiver.addr.to_string(), "", RETRY_FOREVER));
 
+    let started = Instant::now();
     let sent = Arc::new(AtomicUsize::new(0));
     let senders: Vec<_> = (0..SENDERS)
         .map(|s| {
@@ -400,10 +401,12 @@ fn a_backlog_of_10_000_keeps_memory_flat_and_drains_in_order() {
         .collect();
     wait_until(Duration::from_secs(60), "the first 1 000 messages acknowledged", || sent.load(Ordering::Relaxed) >= 1000);
     let baseline = sluice.rss_kib();
+    eprintln!("1 000 queued after {:?}", started.elapsed());
     let sampler = RssSampler::start(sluice.pid().unwrap());
     for sender in senders {
         sender.join().expect("a sender failed");
     }
+    let queued_in = started.elapsed();
     assert_eq!(sluice.depths("lab"), (TOTAL as u64, 0), "all {TOTAL} wait in the outbox");
     let queued = sluice.outbox("lab");
     assert_eq!(queued.len(), TOTAL);
@@ -414,7 +417,9 @@ fn a_backlog_of_10_000_keeps_memory_flat_and_drains_in_order() {
     }
 
     receiver.listen();
+    let draining = Instant::now();
     let got = receiver.wait_for(TOTAL, Duration::from_secs(120));
+    let drained_in = draining.elapsed();
     wait_for_depths(&sluice, "lab", (0, 0));
     let peak = sampler.stop();
     assert!(got == queued, "the backlog arrives exactly once each, in outbox order (got {} messages)", got.len());
@@ -425,7 +430,11 @@ fn a_backlog_of_10_000_keeps_memory_flat_and_drains_in_order() {
         peak / 1024,
         BOUND_KIB / 1024
     );
-    eprintln!("RSS: {} MiB after 1 000 queued, at most {} MiB through 10 000 queued and drained", baseline / 1024, peak / 1024);
+    eprintln!(
+        "queued {TOTAL} in {queued_in:?}, drained in {drained_in:?}; RSS {} MiB after 1 000 queued, at most {} MiB through all queued and drained",
+        baseline / 1024,
+        peak / 1024
+    );
 }
 
 /// Reads a process's VmRSS every 100 ms in a thread and keeps the largest.

@@ -162,8 +162,6 @@ impl Sluice {
             .args(args)
             .arg("--config")
             .arg(self.config_path())
-            // The same admin setting the server got, so the CLI finds it.
-            .env("SLUICE_ADMIN__LISTEN", ADMIN_LISTEN)
             .envs(env.iter().copied())
             .output()
             .unwrap();

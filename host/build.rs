@@ -8,7 +8,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// (package, plugin name): built into the engine.
-const STOCK: &[(&str, &str)] = &[("plugin-require-fields", "require-fields"), ("plugin-match", "match")];
+const STOCK: &[(&str, &str)] = &[
+    ("plugin-require-fields", "require-fields"),
+    ("plugin-match", "match"),
+    ("plugin-http", "http"),
+    ("plugin-mllp", "mllp"),
+    ("plugin-file", "file"),
+];
 /// (package, plugin name): for tests and examples.
 const EXTRA: &[(&str, &str)] = &[("fixture-misbehave", "misbehave"), ("example-obx-numeric", "obx-numeric")];
 

@@ -28,13 +28,27 @@
 //! sluice_sdk::export_validator!(ProductionOnly);
 //! ```
 //!
+//! Settings come from the engine's configuration through [`settings()`]
+//! (with [`settings::duration`] for time spans); [`log`] writes to the
+//! engine's log.
+//!
+//! A connector may forward over MLLP through the host with [`mllp::send`]:
+//! `mllp::send("lis:2575", &msg.raw(), Duration::from_secs(30))` answers the
+//! receiver's [`mllp::Ack`] (MSA-1 code, text, raw ACK, its MSA-2 already
+//! checked against MSH-10) or a [`mllp::SendError`]: `Denied` (destination not
+//! granted with `allow.mllp`, or no MSH-10), `Unavailable` (no connection or
+//! no ACK in time: the receiver may or may not have it) or `BadAck` (not an
+//! ACK for this message; never a success). Only connectors import it.
+//!
 //! The same code runs natively in unit tests through [`testing`] (native
-//! targets only), where the SDK plays the host.
+//! targets only), where the SDK plays the host: [`testing::with_mllp`] plays
+//! the MLLP destinations too.
 
 pub mod log;
 mod message;
+pub mod mllp;
 mod path;
-mod settings;
+pub mod settings;
 mod types;
 mod worlds;
 

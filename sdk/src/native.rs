@@ -3,10 +3,12 @@
 //! lines go through the test harness ([`crate::testing`]).
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use sluice_hl7::{CharsetPolicy, FieldPath};
 
 use crate::log::Level;
+use crate::mllp::{Ack, SendError};
 use crate::{Header, PathError, SegmentRef, parse_path, testing};
 
 pub(crate) struct Message(sluice_hl7::Message);
@@ -83,6 +85,10 @@ pub(crate) fn settings_json() -> String {
 
 pub(crate) fn log(level: Level, text: &str) {
     testing::capture_log(level, text);
+}
+
+pub(crate) fn mllp_send(destination: &str, message: &[u8], timeout_ms: u32) -> Result<Ack, SendError> {
+    testing::answer_mllp(destination, message, Duration::from_millis(timeout_ms.into()))
 }
 
 #[cfg(test)]

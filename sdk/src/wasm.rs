@@ -125,6 +125,20 @@ pub(crate) fn log(level: Level, text: &str) {
     host::log(level, text);
 }
 
+/// Reached only from [`crate::mllp::send`], so only connectors that forward
+/// over MLLP import `sluice:plugin/mllp`: the linker drops it elsewhere.
+pub(crate) fn mllp_send(destination: &str, message: &[u8], timeout_ms: u32) -> Result<crate::mllp::Ack, crate::mllp::SendError> {
+    use crate::mllp::{Ack, SendError};
+    use connector::sluice::plugin::mllp as wit_mllp;
+
+    match wit_mllp::send(destination, message, timeout_ms) {
+        Ok(ack) => Ok(Ack { code: ack.code, text: ack.text, raw: ack.raw }),
+        Err(wit_mllp::SendError::Denied(why)) => Err(SendError::Denied(why)),
+        Err(wit_mllp::SendError::Unavailable(why)) => Err(SendError::Unavailable(why)),
+        Err(wit_mllp::SendError::BadAck(why)) => Err(SendError::BadAck(why)),
+    }
+}
+
 impl<T: Validator> validator::Guest for T {
     fn validate(msg: &wit_message::Message) -> wit_types::Verdict {
         match T::validate(view(msg)) {

@@ -6,4 +6,7 @@
 pub const BUILTIN: &[(&str, &[u8])] = &[
     ("require-fields", include_bytes!(concat!(env!("OUT_DIR"), "/require-fields.wasm"))),
     ("match", include_bytes!(concat!(env!("OUT_DIR"), "/match.wasm"))),
+    ("http", include_bytes!(concat!(env!("OUT_DIR"), "/http.wasm"))),
+    ("mllp", include_bytes!(concat!(env!("OUT_DIR"), "/mllp.wasm"))),
+    ("file", include_bytes!(concat!(env!("OUT_DIR"), "/file.wasm"))),
 ];

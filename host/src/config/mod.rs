@@ -102,7 +102,12 @@ pub type Settings = BTreeMap<String, figment::value::Value>;
 pub struct PluginPolicy {
     /// Largest linear memory the plugin may grow to; beyond it the call traps.
     pub memory_limit: ByteSize,
-    /// Longest a single call (instantiation included) may run.
+    /// Longest a single call (instantiation included) may run, counting
+    /// only the plugin's own execution, in ticks of about a millisecond: a
+    /// plugin that computes past it traps. Time spent suspended in an async
+    /// host call (waiting for an MLLP ACK, an HTTP response, a pollable) is
+    /// not counted; a connector's whole attempt, waiting included, is
+    /// bounded by its connector's `attempt_timeout` instead.
     #[serde(with = "humantime_serde")]
     pub deadline: Duration,
     /// Keep one instance between messages instead of a fresh one per message.
@@ -123,9 +128,12 @@ pub struct Grants {
     /// Directories the plugin may read and write, mounted at the same path.
     pub write_dirs: Vec<PathBuf>,
     /// Hosts the plugin may send HTTP requests to through wasi:http, as
-    /// `host` (any port) or `host:port`.
+    /// `host` (any port) or `host:port` (the request's port defaulting to
+    /// 80 for http, 443 for https). Hosts compare without case; a request
+    /// to any other host fails with `HTTP-request-denied`.
     pub http: Vec<String>,
-    /// MLLP destinations (`host:port`) the plugin may forward to.
+    /// MLLP destinations (`host:port`, host without case) the plugin may
+    /// forward to.
     pub mllp: Vec<String>,
 }
 

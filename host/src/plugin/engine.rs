@@ -3,12 +3,14 @@
 //! millisecond), and the pooling allocator when the machine lets us reserve
 //! its address space, with the on-demand allocator as the fallback.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::bindings::validator::Validator;
+use super::mllp_client::MllpPool;
 use super::state::PluginState;
 
 /// How often the epoch advances: the granularity of plugin deadlines, and how
@@ -24,9 +26,11 @@ const POOL_INSTANCES: u32 = 1000;
 #[derive(Clone)]
 pub struct PluginEngine {
     pub engine: Engine,
-    pub linker: std::sync::Arc<Linker<PluginState>>,
+    pub linker: Arc<Linker<PluginState>>,
     /// Whether instances come from the pooling allocator.
     pub pooled: bool,
+    /// The MLLP connections of every plugin's `mllp.send`.
+    pub mllp: Arc<MllpPool>,
 }
 
 impl PluginEngine {
@@ -43,12 +47,14 @@ impl PluginEngine {
         start_epoch_ticker(&engine)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        // wasi:http on top of it, each request checked against `allow.http`.
+        super::http::add_to_linker(&mut linker)?;
         // The validator world imports every shared interface (types, message,
         // host); the router and connector worlds import the same ones.
         Validator::add_to_linker::<_, HasSelf<PluginState>>(&mut linker, |state| state)?;
         // The connector world adds MLLP forwarding.
         super::bindings::mllp::add_to_linker::<_, HasSelf<PluginState>>(&mut linker, |state| state)?;
-        Ok(PluginEngine { engine, linker: std::sync::Arc::new(linker), pooled })
+        Ok(PluginEngine { engine, linker: Arc::new(linker), pooled, mllp: Arc::new(MllpPool::new()) })
     }
 }
 

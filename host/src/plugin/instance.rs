@@ -4,17 +4,19 @@
 //! message, or one kept across messages) is decided in `loaded`.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::Duration;
 
 use wasmtime::component::Resource;
 use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 use super::bindings::{connector, router, types, validator};
-use super::engine::PluginEngine;
+use super::engine::{EPOCH_TICK, PluginEngine};
 use super::failure::{DeadlineReached, PluginFailure};
+use super::http::HttpGrant;
 use super::limiter::MemoryLimiter;
-use super::state::{MessageRef, PluginState};
+use super::mllp_client::{Destination, MllpAccess};
+use super::state::{MessageRef, NetGrants, PluginState};
 use crate::config::PluginPolicy;
 use crate::hl7::Message;
 
@@ -54,7 +56,7 @@ pub enum Answer {
 impl Live {
     pub async fn start(engine: &PluginEngine, name: &Arc<str>, pre: &Pre, policy: &PluginPolicy) -> Result<Live, PluginFailure> {
         let wasi = wasi_grants(policy).map_err(|err| PluginFailure::Trap { plugin: name.to_string(), detail: format!("{err:#}") })?;
-        let state = PluginState::new(name.clone(), Arc::from("{}"), wasi, MemoryLimiter::new(policy.memory_limit.0 as usize));
+        let state = PluginState::new(name.clone(), Arc::from("{}"), wasi, MemoryLimiter::new(policy.memory_limit.0 as usize), net_grants(engine, policy));
         let mut store = Store::new(&engine.engine, state);
         store.limiter(|state| state.limiter());
         arm_deadline(&mut store, policy);
@@ -94,22 +96,54 @@ impl Live {
     }
 }
 
-/// Gives the next call `policy.deadline` of wall time. The epoch ticks every
-/// millisecond; at each tick the plugin yields to other tasks, and once the
-/// deadline has passed the call traps.
+/// Gives the next call (or the instantiation) `policy.deadline` of the
+/// plugin's own running time, counted in epoch ticks. The epoch advances
+/// every [`EPOCH_TICK`]; the callback runs at the first check in the
+/// plugin's code after each advance, so a plugin that computes is charged
+/// about one tick per tick, and yields its thread each time. A plugin
+/// suspended in an async host call (an MLLP send, a wasi:http response, a
+/// pollable) runs no code: however long it waits, its return is charged one
+/// tick. Past the budget the call traps.
 fn arm_deadline(store: &mut Store<PluginState>, policy: &PluginPolicy) {
-    let deadline = Instant::now() + policy.deadline;
+    let budget = ticks(policy.deadline);
+    let mut charged: u64 = 0;
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |_| {
-        if Instant::now() >= deadline {
+        charged += 1;
+        if charged >= budget {
             return Err(wasmtime::Error::new(DeadlineReached));
         }
         Ok(UpdateDeadline::Yield(1))
     });
 }
 
-/// The WASI context: only what the policy grants. No network, no
-/// environment, no files, no stdin; stdout is discarded.
+/// Whole epoch ticks in `deadline`, at least one.
+fn ticks(deadline: Duration) -> u64 {
+    let tick = EPOCH_TICK.as_nanos().max(1);
+    u64::try_from(deadline.as_nanos().div_ceil(tick)).unwrap_or(u64::MAX).max(1)
+}
+
+/// Refuses `allow.http` and `allow.mllp` entries that name no reachable
+/// host, rather than letting them silently grant nothing.
+pub fn check_net_grants(policy: &PluginPolicy) -> anyhow::Result<()> {
+    if let Some(bad) = policy.allow.http.iter().find(|entry| HttpGrant::parse(entry).is_none()) {
+        anyhow::bail!("allow.http entry `{bad}` is not `host` or `host:port`");
+    }
+    if let Some(bad) = policy.allow.mllp.iter().find(|entry| Destination::parse(entry).is_none()) {
+        anyhow::bail!("allow.mllp entry `{bad}` is not `host:port`");
+    }
+    Ok(())
+}
+
+/// What of the network `policy` grants, and the engine's MLLP pool.
+fn net_grants(engine: &PluginEngine, policy: &PluginPolicy) -> NetGrants {
+    let mllp = policy.allow.mllp.iter().filter_map(|entry| Destination::parse(entry)).collect();
+    NetGrants { http: HttpGrant::parse_all(&policy.allow.http).into(), mllp: MllpAccess { pool: engine.mllp.clone(), allowed: mllp } }
+}
+
+/// The WASI context: only what the policy grants. No sockets, no
+/// environment, no files, no stdin; stdout is discarded. (wasi:http and
+/// MLLP are granted separately, see `net_grants`.)
 pub fn wasi_grants(policy: &PluginPolicy) -> wasmtime::Result<WasiCtxBuilder> {
     let mut wasi = WasiCtxBuilder::new();
     for name in &policy.allow.env {
@@ -124,3 +158,6 @@ pub fn wasi_grants(policy: &PluginPolicy) -> wasmtime::Result<WasiCtxBuilder> {
     }
     Ok(wasi)
 }
+
+#[cfg(test)]
+mod tests;

@@ -83,7 +83,7 @@ pub struct MessageScope {
 
 impl Plugin {
     pub async fn validate(&self, scope: &mut MessageScope, message: Arc<Message>, settings: Arc<str>) -> Result<types::Verdict, PluginFailure> {
-        match self.call(scope, message, settings, Call::Validate).await? {
+        match self.within_deadline(self.call(scope, message, settings, Call::Validate)).await? {
             Answer::Verdict(verdict) => Ok(verdict),
             _ => Err(self.wrong_world()),
         }
@@ -96,7 +96,7 @@ impl Plugin {
         settings: Arc<str>,
         connector: &str,
     ) -> Result<Result<bool, types::Issue>, PluginFailure> {
-        match self.call(scope, message, settings, Call::Route { connector }).await? {
+        match self.within_deadline(self.call(scope, message, settings, Call::Route { connector })).await? {
             Answer::Route(taken) => Ok(taken),
             _ => Err(self.wrong_world()),
         }
@@ -109,24 +109,32 @@ impl Plugin {
         }
     }
 
+    /// Validators and routers hold a sender's ACK: besides the deadline on
+    /// their own running time, their whole call (waits in granted host calls
+    /// included) gets the same span of wall time. Connectors are bounded by
+    /// their connector's `attempt_timeout` instead.
+    async fn within_deadline(&self, call: impl Future<Output = Result<Answer, PluginFailure>>) -> Result<Answer, PluginFailure> {
+        match tokio::time::timeout(self.policy.deadline, call).await {
+            Ok(answer) => answer,
+            Err(_) => Err(PluginFailure::Deadline { plugin: self.name.to_string(), limit: self.policy.deadline }),
+        }
+    }
+
     async fn call(&self, scope: &mut MessageScope, message: Arc<Message>, settings: Arc<str>, call: Call<'_>) -> Result<Answer, PluginFailure> {
         let Some(kept) = &self.kept else {
             let key = self as *const Plugin as usize;
-            // (Looked up before the match: a borrow of the scope must not be
-            // held across the await below.)
+            // Out of the scope while it runs, back only when the call
+            // succeeded: an instance that failed, or whose call future was
+            // dropped halfway (a caller's timeout), may be left in any state,
+            // and the next step that uses this plugin gets a new one.
             let found = scope.lives.iter().position(|(k, _)| *k == key);
-            let index = match found {
-                Some(index) => index,
-                None => {
-                    scope.lives.push((key, Live::start(&self.engine, &self.name, &self.pre, &self.policy).await?));
-                    scope.lives.len() - 1
-                }
+            let mut live = match found {
+                Some(index) => scope.lives.swap_remove(index).1,
+                None => Live::start(&self.engine, &self.name, &self.pre, &self.policy).await?,
             };
-            let answer = scope.lives[index].1.call(&self.policy, message, settings, call).await;
-            // An instance that failed may be left in any state: the next
-            // step that uses this plugin gets a new one.
-            if answer.is_err() {
-                scope.lives.swap_remove(index);
+            let answer = live.call(&self.policy, message, settings, call).await;
+            if answer.is_ok() {
+                scope.lives.push((key, live));
             }
             return answer;
         };

@@ -11,7 +11,7 @@ use wasmtime::component::Component;
 
 use super::bindings::{connector, router, validator};
 use super::engine::PluginEngine;
-use super::instance::{Pre, wasi_grants};
+use super::instance::{Pre, check_net_grants, wasi_grants};
 use super::loaded::{Origin, Plugin, World};
 use crate::config::PluginPolicy;
 
@@ -57,6 +57,7 @@ impl Loader {
         .map_err(anyhow::Error::from)
         .with_context(|| format!("it does not match the {world} world of sluice:plugin"))?;
         wasi_grants(&policy).map_err(anyhow::Error::from).context("a granted directory cannot be opened")?;
+        check_net_grants(&policy)?;
         let kept = policy.keep_state.then(|| tokio::sync::Mutex::new(None));
         Ok(Plugin { name: Arc::from(name), world, wit_version, hash, origin, policy, pre, engine: self.engine.clone(), kept })
     }

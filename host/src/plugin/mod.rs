@@ -2,16 +2,20 @@
 //! package in `wit/`) that validate, route and deliver messages. `catalog`
 //! holds what is loaded, `loader` compiles and type-checks, `instance` runs
 //! one call under its deadline and memory limit, `watch` hot-reloads.
+//! `http` gates wasi:http by `allow.http`; `mllp_client` forwards for
+//! connectors to the destinations in `allow.mllp`.
 
 mod bindings;
 mod builtin;
 mod catalog;
 mod engine;
 mod failure;
+mod http;
 mod instance;
 mod limiter;
 mod loaded;
 mod loader;
+mod mllp_client;
 mod state;
 mod watch;
 
@@ -20,6 +24,7 @@ pub use catalog::{Catalog, LoadState, PluginSet, PluginStatus, STATUS_FILE, plug
 pub use engine::PluginEngine;
 pub use failure::PluginFailure;
 pub use loaded::{MessageScope, Origin, Plugin, World};
+pub use mllp_client::MllpPool;
 pub use watch::watch;
 
 #[cfg(test)]

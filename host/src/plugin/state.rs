@@ -3,14 +3,18 @@
 //! plugin configured with `keep_state`, for as long as its instance).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use wasmtime::component::{Resource, ResourceTable};
 use wasmtime::ResourceLimiter;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::bindings::{host, message, mllp, types};
+use super::http::{HttpGate, HttpGrant};
 use super::limiter::MemoryLimiter;
+use super::mllp_client::MllpAccess;
 use crate::hl7::{FieldPath, Message, escape};
 
 /// The host resource behind a plugin's `message` handle.
@@ -26,13 +30,24 @@ pub struct PluginState {
     table: ResourceTable,
     limits: MemoryLimiter,
     stderr: MemoryOutputPipe,
+    http: WasiHttpCtx,
+    http_gate: HttpGate,
+    mllp: MllpAccess,
+}
+
+/// The network a plugin may reach: hosts for wasi:http, MLLP destinations.
+#[derive(Clone)]
+pub struct NetGrants {
+    pub http: Arc<[HttpGrant]>,
+    pub mllp: MllpAccess,
 }
 
 impl PluginState {
-    pub(super) fn new(plugin: Arc<str>, settings: Arc<str>, mut wasi: wasmtime_wasi::WasiCtxBuilder, limits: MemoryLimiter) -> PluginState {
+    pub(super) fn new(plugin: Arc<str>, settings: Arc<str>, mut wasi: wasmtime_wasi::WasiCtxBuilder, limits: MemoryLimiter, net: NetGrants) -> PluginState {
         let stderr = MemoryOutputPipe::new(STDERR_CAPTURE);
         wasi.stderr(stderr.clone());
-        PluginState { plugin, settings, wasi: wasi.build(), table: ResourceTable::new(), limits, stderr }
+        let http_gate = HttpGate { plugin: plugin.clone(), grants: net.http };
+        PluginState { plugin, settings, wasi: wasi.build(), table: ResourceTable::new(), limits, stderr, http: WasiHttpCtx::new(), http_gate, mllp: net.mllp }
     }
 
     pub(super) fn limiter(&mut self) -> &mut dyn ResourceLimiter {
@@ -67,11 +82,18 @@ impl WasiView for PluginState {
     }
 }
 
+impl WasiHttpView for PluginState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.http_gate }
+    }
+}
+
 impl types::Host for PluginState {}
 
 impl mllp::Host for PluginState {
-    async fn send(&mut self, destination: String, _message: Vec<u8>, _timeout_ms: u32) -> wasmtime::Result<Result<mllp::Ack, mllp::SendError>> {
-        Ok(Err(mllp::SendError::Denied(format!("MLLP forwarding to {destination} is not available yet"))))
+    async fn send(&mut self, destination: String, message: Vec<u8>, timeout_ms: u32) -> wasmtime::Result<Result<mllp::Ack, mllp::SendError>> {
+        let MllpAccess { pool, allowed } = &self.mllp;
+        Ok(pool.send(&self.plugin, allowed, &destination, &message, Duration::from_millis(timeout_ms.into())).await)
     }
 }
 

@@ -58,11 +58,18 @@ fn ids(prefix: &str, n: usize) -> Vec<String> {
 }
 
 fn wait_for_depths(sluice: &Sluice, connector: &str, expected: (u64, u64)) {
-    let mut last = (u64::MAX, u64::MAX);
-    wait_until(WAIT, &format!("`{connector}` to have (outbox, dead_letter) = {expected:?}"), || {
-        last = sluice.depths(connector);
-        last == expected
-    });
+    let start = Instant::now();
+    loop {
+        let depths = sluice.depths(connector);
+        if depths == expected {
+            return;
+        }
+        if start.elapsed() > WAIT {
+            let outbox = sluice.cli_json(&["outbox", "list", connector]);
+            panic!("`{connector}` still has (outbox, dead_letter) = {depths:?} after {WAIT:?}, expected {expected:?}; its outbox: {outbox}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 fn dead_control_ids(sluice: &Sluice, connector: &str) -> Vec<String> {

@@ -6,6 +6,7 @@ mod support;
 mod admin;
 mod bad_input;
 mod config;
+mod delivery;
 mod durability;
 mod ingest;
 mod interop;

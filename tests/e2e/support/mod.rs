@@ -2,16 +2,22 @@
 
 #![allow(dead_code)]
 
+mod admin;
 mod client;
+mod http_sink;
+mod mllp_receiver;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+pub use admin::{http_get, metric_sum};
 pub use client::{RawClient, ack_field, adt};
+pub use http_sink::HttpSink;
+pub use mllp_receiver::{MllpReceiver, Reply};
 
 pub const SLUICE: &str = env!("CARGO_BIN_EXE_sluice");
 
@@ -29,9 +35,14 @@ const STARTUP: Duration = Duration::from_secs(60);
 pub struct Sluice {
     pub dir: tempfile::TempDir,
     pub addr: SocketAddr,
+    /// The admin endpoint, as the server announced it (`sluice admin on ADDR`).
+    admin: Option<SocketAddr>,
     child: Option<Child>,
     extra_config: String,
 }
+
+/// The admin listen address every test server gets (each its own free port).
+const ADMIN_LISTEN: &str = "127.0.0.1:0";
 
 /// The connectors [`Sluice::start`] configures.
 const TWO_CONNECTORS: &str = "[connectors.lab]\n[connectors.archive]\n";
@@ -49,7 +60,7 @@ impl Sluice {
     pub fn prepare(config: &str) -> Sluice {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::create_dir_all(dir.path().join("plugins")).unwrap();
-        Sluice { dir, addr: "127.0.0.1:0".parse().unwrap(), child: None, extra_config: config.to_string() }
+        Sluice { dir, addr: "127.0.0.1:0".parse().unwrap(), admin: None, child: None, extra_config: config.to_string() }
     }
 
     pub fn plugins_dir(&self) -> PathBuf {
@@ -91,13 +102,15 @@ impl Sluice {
             .arg(self.config_path())
             .env("RUST_BACKTRACE", "1")
             // Tests run in parallel: each admin endpoint on a port of its own.
-            .env("SLUICE_ADMIN__LISTEN", "127.0.0.1:0")
+            .env("SLUICE_ADMIN__LISTEN", ADMIN_LISTEN)
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()
             .expect("start sluice");
-        self.addr = wait_for_ready(&mut child, &self.log_path());
+        let ready = wait_for_ready(&mut child, &self.log_path());
+        self.addr = ready.listen;
+        self.admin = ready.admin;
         self.child = Some(child);
     }
 
@@ -140,8 +153,63 @@ impl Sluice {
 
     /// Runs `sluice <args>` with this server's config; returns (success, stdout, stderr).
     pub fn cli(&self, args: &[&str]) -> (bool, String, String) {
-        let out = Command::new(SLUICE).args(args).arg("--config").arg(self.config_path()).output().unwrap();
+        self.cli_with_env(args, &[])
+    }
+
+    /// [`Sluice::cli`] with extra environment variables (they override the config file).
+    pub fn cli_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+        let out = Command::new(SLUICE)
+            .args(args)
+            .arg("--config")
+            .arg(self.config_path())
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
         (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+
+    /// Runs `sluice <args> --json` and parses its output, failing the test if it fails.
+    pub fn cli_json(&self, args: &[&str]) -> serde_json::Value {
+        let args: Vec<&str> = args.iter().copied().chain(["--json"]).collect();
+        let (ok, stdout, stderr) = self.cli(&args);
+        assert!(ok, "`sluice {}` failed: {stderr}", args.join(" "));
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("`sluice {}` printed no JSON ({e}): {stdout}", args.join(" ")))
+    }
+
+    /// `dlq list <connector> --json`: the connector's dead letters, oldest first.
+    pub fn dead_letters(&self, connector: &str) -> Vec<serde_json::Value> {
+        match self.cli_json(&["dlq", "list", connector]) {
+            serde_json::Value::Array(entries) => entries,
+            other => panic!("`dlq list {connector} --json` is not an array: {other}"),
+        }
+    }
+
+    /// The admin endpoint's address: announced on stdout, or written to `DATA_DIR/admin.addr`.
+    pub fn admin_addr(&self) -> SocketAddr {
+        if let Some(addr) = self.admin {
+            return addr;
+        }
+        let file = self.data_dir().join("admin.addr");
+        let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("no `sluice admin on` line and no {} ({e})", file.display()));
+        text.trim().parse().unwrap_or_else(|e| panic!("{}: {text:?} is not an address ({e})", file.display()))
+    }
+
+    /// `GET path` on the admin endpoint: (status, body).
+    pub fn admin_get(&self, path: &str, token: Option<&str>) -> (u16, String) {
+        http_get(self.admin_addr(), path, token)
+    }
+
+    /// The server's process ID while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The server's resident set size (VmRSS), in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let pid = self.pid().expect("running");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc/PID/status");
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("VmRSS in /proc/PID/status");
+        line.split_whitespace().nth(1).and_then(|kib| kib.parse().ok()).expect("VmRSS in kB")
     }
 
     /// Runs `sluice <args>` without adding `--config`.
@@ -156,6 +224,14 @@ impl Sluice {
         assert!(ok, "outbox list failed: {stderr}");
         let entries: Vec<serde_json::Value> = serde_json::from_str(&stdout).unwrap();
         entries.iter().map(|e| e["control_id"].as_str().unwrap().to_string()).collect()
+    }
+
+    /// A connector's (outbox, dead-letter) depths from `outbox stats --json`.
+    pub fn depths(&self, connector: &str) -> (u64, u64) {
+        let value = self.cli_json(&["outbox", "stats"]);
+        let entry = value["connectors"].as_array().and_then(|all| all.iter().find(|c| c["connector"] == connector));
+        let entry = entry.unwrap_or_else(|| panic!("`outbox stats` lists no connector `{connector}`: {value}"));
+        (entry["outbox"].as_u64().unwrap(), entry["dead_letter"].as_u64().unwrap())
     }
 
     /// `outbox stats --json` as (connector, outbox depth) pairs.
@@ -173,16 +249,26 @@ impl Drop for Sluice {
     }
 }
 
+/// What the server announced on stdout.
+struct Ready {
+    listen: SocketAddr,
+    admin: Option<SocketAddr>,
+}
+
 /// Reads stdout until the readiness line, in a thread so a hung start fails the test.
-fn wait_for_ready(child: &mut Child, log: &Path) -> SocketAddr {
+fn wait_for_ready(child: &mut Child, log: &Path) -> Ready {
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let mut reader = BufReader::new(stdout);
         let mut line = String::new();
+        let mut admin = None;
         while reader.read_line(&mut line).unwrap_or(0) > 0 {
+            if let Some(addr) = line.trim().strip_prefix("sluice admin on ") {
+                admin = addr.parse::<SocketAddr>().ok();
+            }
             if let Some(addr) = line.trim().strip_prefix("sluice listening on ") {
-                let _ = tx.send(addr.parse::<SocketAddr>().unwrap());
+                let _ = tx.send(Ready { listen: addr.parse::<SocketAddr>().unwrap(), admin });
                 break;
             }
             line.clear();
@@ -197,6 +283,21 @@ fn wait_for_ready(child: &mut Child, log: &Path) -> SocketAddr {
             panic!("sluice did not become ready; its log:\n{}", std::fs::read_to_string(log).unwrap_or_default());
         }
     }
+}
+
+/// Polls `done` every 50 ms until it holds; fails after `limit` naming `what`.
+pub fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// MSH-10 of a message whose fields are separated by `|`.
+pub fn control_id(message: &[u8]) -> String {
+    let msh = message.split(|&b| b == b'\r' || b == b'\n').next().unwrap_or_default();
+    String::from_utf8_lossy(msh.split(|&b| b == b'|').nth(9).unwrap_or_default()).into_owned()
 }
 
 pub fn signal(child: &Child, name: &str) {

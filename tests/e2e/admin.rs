@@ -34,16 +34,26 @@ fn probes_metrics_and_the_cli_work_through_the_admin_endpoint() {
     assert_eq!(get(addr, "/healthz", None).0, 200);
     assert_eq!(get(addr, "/readyz", None).0, 200);
 
-    let (status, metrics) = get(addr, "/metrics", None);
-    assert_eq!(status, 200);
-    for line in [
+    let expected = [
         "sluice_acks_total{code=\"AA\"} 2",
         "sluice_frames_total 2",
         "sluice_ack_latency_seconds_count 2",
         "sluice_connections_open 1",
         "sluice_outbox_depth{connector=\"lab\"} 2",
         "sluice_dead_letter_depth{connector=\"archive\"} 0",
-    ] {
+    ];
+    // The ACK latency is observed once the ACK is written, which may be just
+    // after the client has read it: scrape until it is counted.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let metrics = loop {
+        let (status, metrics) = get(addr, "/metrics", None);
+        assert_eq!(status, 200);
+        if expected.iter().all(|line| metrics.lines().any(|l| l == *line)) || std::time::Instant::now() > deadline {
+            break metrics;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    for line in expected {
         assert!(metrics.lines().any(|l| l == line), "no `{line}` in:\n{metrics}");
     }
     let received: u64 = metrics.lines().find_map(|l| l.strip_prefix("sluice_received_bytes_total ")).unwrap().parse().unwrap();

@@ -70,7 +70,7 @@ fn a_trap_an_endless_loop_and_a_memory_bomb_each_cost_one_ae_while_other_connect
     let config = "[[validate]]\nplugin = \"misbehave\"\nconfig = { mode = \"trap\", when = \"TRAP\" }\n\
 [[validate]]\nplugin = \"misbehave\"\nconfig = { mode = \"spin\", when = \"SPIN\" }\n\
 [[validate]]\nplugin = \"misbehave\"\nconfig = { mode = \"memory-bomb\", when = \"BOMB\" }\n\
-[plugins.misbehave]\ndeadline = \"300ms\"\nmemory_limit = \"32MiB\"\n[connectors.lab]\n";
+[plugins.misbehave]\ndeadline = \"300ms\"\nmemory_limit = \"8MiB\"\n[connectors.lab]\n";
     let sluice = start(config, &[("misbehave", wasm::MISBEHAVE)]);
 
     // A second connection sends good messages the whole time.

@@ -81,11 +81,11 @@ fn compiled_plugins_are_cached_for_the_next_start() {
     install(dir.path(), "gate", env!("PLUGIN_WASM_MISBEHAVE"));
     let first = Catalog::open(Arc::new(config(dir.path()))).unwrap();
     let cached = std::fs::read_dir(dir.path().join("data/plugin-cache")).unwrap().count();
-    assert_eq!(cached, 3, "gate and the two built-ins");
+    assert_eq!(cached, 6, "gate and the five built-ins");
     drop(first);
     let second = Catalog::open(Arc::new(config(dir.path()))).unwrap();
-    assert_eq!(std::fs::read_dir(dir.path().join("data/plugin-cache")).unwrap().count(), 3, "reused, not recompiled");
-    assert_eq!(second.snapshot().len(), 3);
+    assert_eq!(std::fs::read_dir(dir.path().join("data/plugin-cache")).unwrap().count(), 6, "reused, not recompiled");
+    assert_eq!(second.snapshot().len(), 6);
 }
 
 #[test]

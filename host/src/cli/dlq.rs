@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -40,39 +40,27 @@ pub enum DlqCommand {
         json: bool,
     },
     /// Queue dead letters again, at the tail of the outbox, attempts reset.
-    Replay {
-        connector: String,
-        /// The dead letter's ID (see `sluice dlq list`).
-        #[arg(required_unless_present = "all", conflicts_with = "all")]
-        id: Option<u64>,
-        /// Every dead letter of the connector.
-        #[arg(long)]
-        all: bool,
-        #[command(flatten)]
-        config: ConfigArgs,
-        #[command(flatten)]
-        admin: AdminArgs,
-    },
+    Replay(Selected),
     /// Delete dead letters for good.
-    Purge {
-        connector: String,
-        /// The dead letter's ID (see `sluice dlq list`).
-        #[arg(required_unless_present = "all", conflicts_with = "all")]
-        id: Option<u64>,
-        /// Every dead letter of the connector.
-        #[arg(long)]
-        all: bool,
-        #[command(flatten)]
-        config: ConfigArgs,
-        #[command(flatten)]
-        admin: AdminArgs,
-    },
+    Purge(Selected),
 }
 
-/// One dead letter by ID, or (`None`) all of the connector's.
-struct Which {
+/// The dead letters a replay or purge acts on: one by ID, or all of the connector's.
+#[derive(Debug, Args)]
+pub struct Selected {
+    connector: String,
+    /// The dead letter's ID (see `sluice dlq list`).
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
     id: Option<u64>,
+    /// Every dead letter of the connector.
+    #[arg(long)]
+    all: bool,
+    #[command(flatten)]
+    config: ConfigArgs,
+    #[command(flatten)]
+    admin: AdminArgs,
 }
+
 
 #[derive(Debug, Deserialize)]
 struct DeadLetter {
@@ -130,23 +118,21 @@ pub fn run(command: DlqCommand) -> anyhow::Result<ExitCode> {
                 println!("{segment}");
             }
         }
-        DlqCommand::Replay { connector, id, all: _, config, admin } => {
-            let which = Which { id };
-            let client = AdminClient::new(&admin, &config.load()?)?;
-            let answer: Value = client.post(&format!("/api/dlq/{}/replay", path_segment(&connector)), &which.body())?;
-            println!("replayed {} of `{connector}`", which.describe(answer["replayed"].as_u64().unwrap_or(0)));
-        }
-        DlqCommand::Purge { connector, id, all: _, config, admin } => {
-            let which = Which { id };
-            let client = AdminClient::new(&admin, &config.load()?)?;
-            let answer: Value = client.post(&format!("/api/dlq/{}/purge", path_segment(&connector)), &which.body())?;
-            println!("purged {} of `{connector}`", which.describe(answer["purged"].as_u64().unwrap_or(0)));
-        }
+        DlqCommand::Replay(selected) => selected.act("replay", "replayed")?,
+        DlqCommand::Purge(selected) => selected.act("purge", "purged")?,
     }
     Ok(ExitCode::SUCCESS)
 }
 
-impl Which {
+impl Selected {
+    /// POSTs `/api/dlq/<connector>/<action>`; the answer counts under `done`.
+    fn act(&self, action: &str, done: &str) -> anyhow::Result<()> {
+        let client = AdminClient::new(&self.admin, &self.config.load()?)?;
+        let answer: Value = client.post(&format!("/api/dlq/{}/{action}", path_segment(&self.connector)), &self.body())?;
+        println!("{done} {} of `{}`", self.describe(answer[done].as_u64().unwrap_or(0)), self.connector);
+        Ok(())
+    }
+
     fn body(&self) -> Value {
         match self.id {
             Some(id) => json!({ "id": id }),

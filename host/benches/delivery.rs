@@ -185,6 +185,20 @@ fn latency(scratch: &std::path::Path, sink: SocketAddr, received: Arc<Received>,
     Ok((histogram.value_at_quantile(0.5), histogram.value_at_quantile(0.99), histogram.max()))
 }
 
+/// Durable ACK throughput with 8 connections for `seconds`, after queueing
+/// `backlog` messages first.
+fn ack_throughput(scratch: &std::path::Path, name: &str, connector: &str, backlog: u64, seconds: u64, runtime: &tokio::runtime::Runtime) -> anyhow::Result<f64> {
+    let server = Server::start(scratch, name, connector)?;
+    let options = |count, duration| LoadOptions { to: server.addr.clone(), connections: 8, count, duration, size: 1024, timeout: Duration::from_secs(30) };
+    if backlog > 0 {
+        runtime.block_on(run_load(options(Some(backlog), None)))?;
+    }
+    let report = runtime.block_on(run_load(options(None, Some(Duration::from_secs(seconds)))))?;
+    server.stop()?;
+    anyhow::ensure!(report.errors == 0 && report.not_accepted == 0, "load run had failures: {report:?}");
+    Ok(report.per_second)
+}
+
 fn main() -> anyhow::Result<()> {
     let backlog: u64 = std::env::var("BENCH_BACKLOG").ok().and_then(|s| s.parse().ok()).unwrap_or(100_000);
     let seconds: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
@@ -202,5 +216,14 @@ fn main() -> anyhow::Result<()> {
     }
     let (p50, p99, max) = latency(scratch.path(), http, to_http, 1000, seconds, &runtime)?;
     println!("\nACK to delivery (`http` connector, 1 000 msg/s for {seconds} s): p50 {p50} µs, p99 {p99} µs, max {max} µs");
+
+    // A receiver that is down: a port nothing listens on any more.
+    let down = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let quiet = ack_throughput(scratch.path(), "ack-no-plugin", "[connectors.sink]\n", 0, seconds, &runtime)?;
+    let stuck = ack_throughput(scratch.path(), "ack-down", &connector("http", down), 10_000, seconds, &runtime)?;
+    println!(
+        "\nACK throughput, 8 connections, {seconds} s: connector without a plugin {quiet:.0} msg/s; `http` connector retrying against a receiver that is down, 10 000 queued {stuck:.0} msg/s (ratio {:.2})",
+        stuck / quiet
+    );
     Ok(())
 }

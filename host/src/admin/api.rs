@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::AdminState;
 use super::error::ApiError;
-use crate::outbox::{DeadLetter, Queued, Selection, StoreError};
+use crate::outbox::{DeadLetter, Queued, Queues, Selection, StoreError};
 use crate::plugin::PluginStatus;
 
 /// Entries listed when the request gives no `limit`.
@@ -81,35 +81,36 @@ pub async fn dead_letter(State(state): State<AdminState>, path: Result<Path<(Str
 }
 
 /// `POST /api/dlq/{connector}/replay`: back to the tail of the outbox.
-pub async fn replay(State(state): State<AdminState>, Path(connector): Path<String>, body: Result<Json<Action>, JsonRejection>) -> Result<Json<Value>, ApiError> {
-    let which = selection(body)?;
-    known(&state, &connector)?;
-    let queues = state.queues.clone();
-    let what = format!("replaying dead letters of `{connector}`");
-    let moved = blocking(what, {
-        let connector = connector.clone();
-        move || queues.replay(&connector, which)
-    })
-    .await?;
-    found_one(&connector, which, moved)?;
-    tracing::info!(connector, replayed = moved, "dead letters replayed through the admin API");
-    Ok(Json(json!({ "replayed": moved })))
+pub async fn replay(state: State<AdminState>, connector: Path<String>, body: Result<Json<Action>, JsonRejection>) -> Result<Json<Value>, ApiError> {
+    act_on_dead_letters(state, connector, body, "replayed", Queues::replay).await
 }
 
 /// `POST /api/dlq/{connector}/purge`: deleted for good.
-pub async fn purge(State(state): State<AdminState>, Path(connector): Path<String>, body: Result<Json<Action>, JsonRejection>) -> Result<Json<Value>, ApiError> {
+pub async fn purge(state: State<AdminState>, connector: Path<String>, body: Result<Json<Action>, JsonRejection>) -> Result<Json<Value>, ApiError> {
+    act_on_dead_letters(state, connector, body, "purged", Queues::purge).await
+}
+
+/// Replays or purges the selected dead letters on the blocking pool; the
+/// answer counts them under `done`.
+async fn act_on_dead_letters(
+    State(state): State<AdminState>,
+    Path(connector): Path<String>,
+    body: Result<Json<Action>, JsonRejection>,
+    done: &'static str,
+    action: fn(&Queues, &str, Selection) -> Result<u64, StoreError>,
+) -> Result<Json<Value>, ApiError> {
     let which = selection(body)?;
     known(&state, &connector)?;
     let queues = state.queues.clone();
-    let what = format!("purging dead letters of `{connector}`");
-    let purged = blocking(what, {
+    let what = format!("dead letters of `{connector}` not {done}");
+    let count = blocking(what, {
         let connector = connector.clone();
-        move || queues.purge(&connector, which)
+        move || action(&queues, &connector, which)
     })
     .await?;
-    found_one(&connector, which, purged)?;
-    tracing::info!(connector, purged, "dead letters purged through the admin API");
-    Ok(Json(json!({ "purged": purged })))
+    found_one(&connector, which, count)?;
+    tracing::info!(connector, count, "dead letters {done} through the admin API");
+    Ok(Json(json!({ done: count })))
 }
 
 /// `GET /api/plugins`: what `sluice plugins list` shows.

@@ -29,6 +29,11 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Directory plugins are loaded from.
     pub plugins_dir: PathBuf,
+    /// Where compiled plugins are kept between starts (`<data_dir>/plugin-cache`
+    /// when unset). Engines may share one: entries are keyed by content and
+    /// engine build, and written atomically.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plugin_cache_dir: Option<PathBuf>,
     /// Largest MLLP frame accepted; larger ones are refused with AR.
     pub max_frame_size: ByteSize,
     /// Longest time from a frame's start byte to its end.
@@ -237,6 +242,7 @@ impl Default for Config {
             listen: "0.0.0.0:2575".into(),
             data_dir: "./data".into(),
             plugins_dir: "./plugins".into(),
+            plugin_cache_dir: None,
             max_frame_size: ByteSize(2 * 1024 * 1024),
             frame_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(30),
@@ -367,6 +373,11 @@ impl Config {
     }
 
     /// The sandbox policy of a plugin: its `[plugins.NAME]` table or the defaults.
+    /// The folder of precompiled plugins.
+    pub fn plugin_cache(&self) -> PathBuf {
+        self.plugin_cache_dir.clone().unwrap_or_else(|| self.data_dir.join("plugin-cache"))
+    }
+
     pub fn plugin_policy(&self, plugin: &str) -> PluginPolicy {
         self.plugins.get(plugin).cloned().unwrap_or_default()
     }

@@ -63,7 +63,7 @@ impl Catalog {
     pub fn open(config: Arc<Config>) -> anyhow::Result<Catalog> {
         let max_memory = config.plugins.values().map(|p| p.memory_limit.0).chain([PluginPolicy::default().memory_limit.0]).max().unwrap_or_default();
         let engine = PluginEngine::new(max_memory as usize).map_err(anyhow::Error::from).context("cannot start the plugin engine")?;
-        let loader = Loader::new(engine, Some(config.data_dir.join("plugin-cache")));
+        let loader = Loader::new(engine, Some(config.plugin_cache()));
         let catalog = Catalog {
             loader,
             dir: config.plugins_dir.clone(),

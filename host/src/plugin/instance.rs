@@ -71,6 +71,11 @@ impl Live {
         }
     }
 
+    /// The largest linear memory this instance has had, in bytes.
+    pub fn peak_memory(&self) -> usize {
+        self.store.data().peak_memory()
+    }
+
     pub async fn call(&mut self, policy: &PluginPolicy, message: Arc<Message>, settings: Arc<str>, call: Call<'_>) -> Result<Answer, PluginFailure> {
         let answer = self.try_call(policy, message, settings, call).await;
         answer.map_err(|err| {

@@ -15,11 +15,19 @@ const MAX_TABLE_ELEMENTS: usize = 1 << 20;
 
 pub struct MemoryLimiter {
     limit: usize,
+    /// The most linear memory granted so far (summed over the instance's
+    /// memories would be more exact; plugins have one).
+    peak: usize,
 }
 
 impl MemoryLimiter {
     pub fn new(limit: usize) -> MemoryLimiter {
-        MemoryLimiter { limit }
+        MemoryLimiter { limit, peak: 0 }
+    }
+
+    /// The largest linear memory the instance has had, in bytes.
+    pub fn peak(&self) -> usize {
+        self.peak
     }
 }
 
@@ -28,6 +36,7 @@ impl ResourceLimiter for MemoryLimiter {
         if desired > self.limit {
             return Err(wasmtime::Error::new(MemoryLimitExceeded { requested: desired, limit: self.limit }));
         }
+        self.peak = self.peak.max(desired);
         Ok(true)
     }
 

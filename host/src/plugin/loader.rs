@@ -40,15 +40,22 @@ impl Loader {
 
     pub fn load(&self, name: &str, bytes: &[u8], origin: Origin, policy: PluginPolicy) -> anyhow::Result<Plugin> {
         let hash = content_hash(bytes);
-        let component = self.compile(bytes, &hash)?;
+        let Compiled { component, .. } = self.compile(bytes, &hash)?;
+        let Typed { world, wit_version, pre } = self.type_check(&component)?;
+        wasi_grants(&policy).map_err(anyhow::Error::from).context("a granted directory cannot be opened")?;
+        check_net_grants(&policy)?;
+        let kept = policy.keep_state.then(|| tokio::sync::Mutex::new(None));
+        Ok(Plugin { name: Arc::from(name), world, wit_version, hash, origin, policy, pre, engine: self.engine.clone(), kept })
+    }
+
+    /// Finds the component's world from its exports and checks it against
+    /// that world and the host's imports.
+    pub(super) fn type_check(&self, component: &Component) -> anyhow::Result<Typed> {
         let engine = &self.engine.engine;
         let ty = component.component_type();
         let world = world_of(ty.exports(engine).map(|(name, _)| name))?;
-        let wit_version = ty
-            .imports(engine)
-            .find_map(|(import, _)| import.strip_prefix(PACKAGE)?.split_once('@').map(|(_, v)| v.to_string()))
-            .unwrap_or_else(|| "unknown".into());
-        let instance_pre = self.engine.linker.instantiate_pre(&component).map_err(anyhow::Error::from).context("it needs imports Sluice does not provide")?;
+        let wit_version = wit_version(ty.imports(engine).map(|(name, _)| name));
+        let instance_pre = self.engine.linker.instantiate_pre(component).map_err(anyhow::Error::from).context("it needs imports Sluice does not provide")?;
         let pre = match world {
             World::Validator => validator::ValidatorPre::new(instance_pre).map(Pre::Validator),
             World::Router => router::RouterPre::new(instance_pre).map(Pre::Router),
@@ -56,23 +63,22 @@ impl Loader {
         }
         .map_err(anyhow::Error::from)
         .with_context(|| format!("it does not match the {world} world of sluice:plugin"))?;
-        wasi_grants(&policy).map_err(anyhow::Error::from).context("a granted directory cannot be opened")?;
-        check_net_grants(&policy)?;
-        let kept = policy.keep_state.then(|| tokio::sync::Mutex::new(None));
-        Ok(Plugin { name: Arc::from(name), world, wit_version, hash, origin, policy, pre, engine: self.engine.clone(), kept })
+        Ok(Typed { world, wit_version, pre })
     }
 
-    fn compile(&self, bytes: &[u8], hash: &str) -> anyhow::Result<Component> {
+    /// Compiles `bytes`, or loads them precompiled from the cache.
+    pub(super) fn compile(&self, bytes: &[u8], hash: &str) -> anyhow::Result<Compiled> {
         let engine = &self.engine.engine;
         let Some(dir) = &self.cache_dir else {
-            return Component::new(engine, bytes).map_err(anyhow::Error::from).context("not a valid WebAssembly component");
+            let component = Component::new(engine, bytes).map_err(anyhow::Error::from).context("not a valid WebAssembly component")?;
+            return Ok(Compiled { component, from_cache: false });
         };
         let cached = dir.join(format!("{hash}-{:016x}.cwasm", self.compatibility()));
         if cached.exists() {
             // SAFETY: the cache directory is written only by this engine
             // (below), and the key includes the engine's compatibility hash.
             match unsafe { Component::deserialize_file(engine, &cached) } {
-                Ok(component) => return Ok(component),
+                Ok(component) => return Ok(Compiled { component, from_cache: true }),
                 Err(err) => tracing::warn!(file = %cached.display(), "ignoring unreadable precompiled plugin: {err}"),
             }
         }
@@ -80,7 +86,7 @@ impl Loader {
         if let Err(err) = component.serialize().map_err(anyhow::Error::from).and_then(|code| write_atomically(&cached, &code)) {
             tracing::warn!(file = %cached.display(), "cannot cache the compiled plugin: {err:#}");
         }
-        Ok(component)
+        Ok(Compiled { component, from_cache: false })
     }
 
     /// Changes whenever compiled code from another wasmtime build or
@@ -93,6 +99,25 @@ impl Loader {
     }
 }
 
+/// A compiled component, and whether it came from the cache.
+pub(super) struct Compiled {
+    pub component: Component,
+    pub from_cache: bool,
+}
+
+/// A component checked against its world.
+pub(super) struct Typed {
+    pub world: World,
+    /// The `sluice:plugin` version it imports, `unknown` when it imports none.
+    pub wit_version: String,
+    pub pre: Pre,
+}
+
+/// The version of the `sluice:plugin` package among a component's imports.
+pub(super) fn wit_version<'a>(mut imports: impl Iterator<Item = &'a str>) -> String {
+    imports.find_map(|import| import.strip_prefix(PACKAGE)?.split_once('@').map(|(_, v)| v.to_string())).unwrap_or_else(|| "unknown".into())
+}
+
 /// What identifies a plugin's bytes: xxh3-128, hex (the cache key, and the
 /// hash `sluice plugins list` shows).
 pub fn content_hash(bytes: &[u8]) -> String {
@@ -100,7 +125,7 @@ pub fn content_hash(bytes: &[u8]) -> String {
 }
 
 /// The world a component implements, from the function it exports.
-fn world_of<'a>(exports: impl Iterator<Item = &'a str>) -> anyhow::Result<World> {
+pub(super) fn world_of<'a>(exports: impl Iterator<Item = &'a str>) -> anyhow::Result<World> {
     let exports: Vec<&str> = exports.collect();
     let worlds: Vec<World> = exports
         .iter()

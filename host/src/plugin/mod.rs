@@ -1,13 +1,14 @@
 //! Plugins: sandboxed WebAssembly components (the `sluice:plugin` WIT
 //! package in `wit/`) that validate, route and deliver messages. `catalog`
 //! holds what is loaded, `loader` compiles and type-checks, `instance` runs
-//! one call under its deadline and memory limit, `watch` hot-reloads.
+//! one call under its deadline and memory limit, `watch` hot-reloads, `check` inspects a file for `sluice plugins check`.
 //! `http` gates wasi:http by `allow.http`; `mllp_client` forwards for
 //! connectors to the destinations in `allow.mllp`.
 
 mod bindings;
 mod builtin;
 mod catalog;
+mod check;
 mod engine;
 mod failure;
 mod http;
@@ -20,6 +21,7 @@ mod state;
 mod watch;
 
 pub use bindings::types::{Delivery, Issue as PluginIssue, Verdict};
+pub use check::{CheckReport, CheckRequest, check};
 pub use catalog::{Catalog, LoadState, PluginSet, PluginStatus, STATUS_FILE, plugin_name};
 pub use engine::PluginEngine;
 pub use failure::PluginFailure;

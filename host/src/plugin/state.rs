@@ -54,6 +54,11 @@ impl PluginState {
         &mut self.limits
     }
 
+    /// The largest linear memory this instance has had, in bytes.
+    pub(super) fn peak_memory(&self) -> usize {
+        self.limits.peak()
+    }
+
     pub(super) fn set_settings(&mut self, settings: Arc<str>) {
         self.settings = settings;
     }

@@ -10,4 +10,6 @@ mod delivery;
 mod durability;
 mod ingest;
 mod interop;
+mod languages;
+mod plugin_check;
 mod plugins;

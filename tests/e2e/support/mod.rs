@@ -4,6 +4,7 @@
 
 mod admin;
 mod client;
+pub mod examples;
 mod http_sink;
 mod mllp_receiver;
 
@@ -27,6 +28,7 @@ pub mod wasm {
     pub const MATCH: &str = env!("PLUGIN_WASM_MATCH");
     pub const MISBEHAVE: &str = env!("PLUGIN_WASM_MISBEHAVE");
     pub const OBX_NUMERIC: &str = env!("PLUGIN_WASM_OBX_NUMERIC");
+    pub const HTTP: &str = env!("PLUGIN_WASM_HTTP");
 }
 
 /// How long start-up may take before a test fails (a cold store opens in milliseconds).

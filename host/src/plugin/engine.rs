@@ -37,6 +37,7 @@ impl PluginEngine {
     /// `max_memory` is the largest memory limit any plugin is given: pool
     /// slots are sized for it.
     pub fn new(max_memory: usize) -> wasmtime::Result<PluginEngine> {
+        super::priority::lower_compile_pool_priority();
         let (engine, pooled) = match Engine::new(&config(Some(max_memory))) {
             Ok(engine) => (engine, true),
             Err(err) => {

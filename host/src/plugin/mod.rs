@@ -17,6 +17,7 @@ mod limiter;
 mod loaded;
 mod loader;
 mod mllp_client;
+mod priority;
 mod state;
 mod watch;
 

@@ -1,7 +1,7 @@
 //! Hot reload: watches the plugins folder and reloads a plugin when its
 //! `.wasm` file is written, replaced (also by rename) or removed. Events are
 //! debounced, so a file being copied in is read once it is complete, and
-//! compiling runs on a blocking thread, away from the message path.
+//! compiling runs on a low-priority thread, away from the message path.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -44,14 +44,24 @@ pub fn watch(catalog: Arc<Catalog>, shutdown: tokio_util::sync::CancellationToke
             while let Ok(Some(path)) = tokio::time::timeout(DEBOUNCE, rx.recv()).await {
                 changed.insert(path);
             }
+            // On a thread of its own at compile priority (a blocking-pool
+            // thread also serves the store, so it must keep its priority).
             let catalog = catalog.clone();
-            let reloaded = tokio::task::spawn_blocking(move || {
+            let (done, reloaded) = tokio::sync::oneshot::channel();
+            let spawned = std::thread::Builder::new().name("sluice-reload".into()).spawn(move || {
+                super::priority::lower_this_thread();
                 for path in &changed {
                     catalog.reload(path);
                 }
+                let _ = done.send(());
             });
-            if let Err(err) = reloaded.await {
-                tracing::error!("plugin reload failed: {err}");
+            match spawned {
+                Ok(_) => {
+                    if reloaded.await.is_err() {
+                        tracing::error!("plugin reload failed (its thread ended early)");
+                    }
+                }
+                Err(err) => tracing::error!("cannot start a thread to reload plugins: {err}"),
             }
         }
     }))

@@ -45,6 +45,9 @@ pub enum PluginsCommand {
         /// Compile the file even if the engine's cache has it.
         #[arg(long)]
         no_cache: bool,
+        /// Calls timed after the first, for the medians.
+        #[arg(long, default_value_t = 10)]
+        runs: usize,
         #[arg(long)]
         json: bool,
     },
@@ -53,10 +56,10 @@ pub enum PluginsCommand {
 pub fn run(command: PluginsCommand) -> anyhow::Result<ExitCode> {
     match command {
         PluginsCommand::List { config, json } => list(&config, json),
-        PluginsCommand::Check { file, config, name, message, settings, deliver, no_cache, json } => {
+        PluginsCommand::Check { file, config, name, message, settings, deliver, no_cache, runs, json } => {
             let config = config.load()?;
             let message = message.map(|path| std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))).transpose()?;
-            let report = crate::plugin::check(&config, &CheckRequest { file, name, message, settings, deliver, no_cache })?;
+            let report = crate::plugin::check(&config, &CheckRequest { file, name, message, settings, deliver, no_cache, runs })?;
             if json {
                 println!("{}", serde_json::to_string(&report)?);
             } else {
@@ -120,6 +123,9 @@ fn print_check(r: &CheckReport) {
             println!("          first: instantiate {:.0} µs + call {:.0} µs", call.first_instantiate_us, call.first_call_us);
             if let (Some(i), Some(c)) = (call.instantiate_us, call.call_us) {
                 println!("          median of the next {}: instantiate {i:.0} µs + call {c:.0} µs (fresh instance each)", call.runs);
+            }
+            if let Some(kept) = call.kept_call_us {
+                println!("          the same instance again (keep_state = true): call {kept:.0} µs");
             }
             println!("          memory: {} of its {} limit", size(call.peak_memory), size(r.policy.memory_limit.0));
         }

@@ -32,10 +32,9 @@ pub struct CheckRequest {
     pub deliver: bool,
     /// Compile from the bytes even when the cache has the plugin.
     pub no_cache: bool,
+    /// Timed calls after the first one, for the medians.
+    pub runs: usize,
 }
-
-/// Timed calls after the first one, for the medians.
-const RUNS: usize = 10;
 
 #[derive(Debug, Serialize)]
 pub struct CheckReport {
@@ -87,6 +86,8 @@ pub struct CallReport {
     /// Medians of the runs after the first (none for a connector).
     pub instantiate_us: Option<f64>,
     pub call_us: Option<f64>,
+    /// Median of as many calls again on one instance, as with `keep_state`.
+    pub kept_call_us: Option<f64>,
     pub runs: usize,
     pub peak_memory: u64,
 }
@@ -180,8 +181,8 @@ pub fn check(config: &Config, request: &CheckRequest) -> anyhow::Result<CheckRep
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let calls = Calls { engine: &engine, name: Arc::from(report.name.as_str()), typed: &typed, policy: &report.policy, message: Arc::new(message), settings: Arc::from(settings.as_str()) };
     let result = match typed.world {
-        World::Validator => runtime.block_on(calls.time(Call::Validate, RUNS)),
-        World::Router => runtime.block_on(calls.time(Call::Route { connector: &connector }, RUNS)),
+        World::Validator => runtime.block_on(calls.time(Call::Validate, request.runs)),
+        World::Router => runtime.block_on(calls.time(Call::Route { connector: &connector }, request.runs)),
         World::Connector if request.deliver => runtime.block_on(calls.time(Call::Deliver { attempt: 1 }, 0)),
         World::Connector => return Ok(report),
     };
@@ -281,6 +282,7 @@ impl Calls<'_> {
             calls.push(c);
             peak = peak.max(p);
         }
+        let kept = self.kept(&call, runs).await?;
         let header = self.message.header();
         Ok(CallReport {
             call: match call {
@@ -295,23 +297,46 @@ impl Calls<'_> {
             first_call_us: micros(first_call),
             instantiate_us: median(instantiate).map(micros),
             call_us: median(calls).map(micros),
+            kept_call_us: median(kept).map(micros),
             runs,
             peak_memory: peak as u64,
         })
     }
 
+    /// `runs` calls on one instance, after a first untimed one.
+    async fn kept(&self, call: &Call<'_>, runs: usize) -> Result<Vec<Duration>, String> {
+        if runs == 0 {
+            return Ok(Vec::new());
+        }
+        let mut live = Live::start(self.engine, &self.name, &self.typed.pre, self.policy).await.map_err(|err| format!("instantiating failed: {err}"))?;
+        let mut took = Vec::with_capacity(runs);
+        for run in 0..=runs {
+            let started = Instant::now();
+            live.call(self.policy, self.message.clone(), self.settings.clone(), same(call)).await.map_err(|err| format!("the call failed: {err}"))?;
+            if run > 0 {
+                took.push(started.elapsed());
+            }
+        }
+        Ok(took)
+    }
+
     async fn once(&self, call: &Call<'_>) -> Result<(Answer, Duration, Duration, usize), String> {
-        let call = match call {
-            Call::Validate => Call::Validate,
-            Call::Route { connector } => Call::Route { connector },
-            Call::Deliver { attempt } => Call::Deliver { attempt: *attempt },
-        };
+        let call = same(call);
         let started = Instant::now();
         let mut live = Live::start(self.engine, &self.name, &self.typed.pre, self.policy).await.map_err(|err| format!("instantiating failed: {err}"))?;
         let instantiated = started.elapsed();
         let started = Instant::now();
         let answer = live.call(self.policy, self.message.clone(), self.settings.clone(), call).await.map_err(|err| format!("the call failed: {err}"))?;
         Ok((answer, instantiated, started.elapsed(), live.peak_memory()))
+    }
+}
+
+/// Another call of the same kind (`Call` is not `Clone`: it borrows).
+fn same<'a>(call: &Call<'a>) -> Call<'a> {
+    match call {
+        Call::Validate => Call::Validate,
+        Call::Route { connector } => Call::Route { connector },
+        Call::Deliver { attempt } => Call::Deliver { attempt: *attempt },
     }
 }
 

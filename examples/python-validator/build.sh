@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Builds the Python validator into a WebAssembly component:
 #   examples/python-validator/build.sh OUT.wasm
+# (`--install-only` installs the tool and stops.)
 # componentize-py (pinned in requirements.txt) is installed from PyPI into
 # .venv beside this script on first use. Safe to run concurrently.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-out="${1:?usage: build.sh OUT.wasm}"
-mkdir -p "$(dirname "$out")"
-out="$(cd "$(dirname "$out")" && pwd)/$(basename "$out")"
+out="${1:?usage: build.sh OUT.wasm | build.sh --install-only}"
+if [ "$out" != --install-only ]; then
+    mkdir -p "$(dirname "$out")"
+    out="$(cd "$(dirname "$out")" && pwd)/$(basename "$out")"
+fi
 
 exec 9>"$here/.build.lock"
 flock 9
@@ -18,6 +21,7 @@ if ! "$venv/bin/componentize-py" --version >/dev/null 2>&1 || ! cmp -s "$here/re
     "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$here/requirements.txt"
     cp "$here/requirements.txt" "$venv/requirements.txt"
 fi
+[ "$out" = --install-only ] && exit 0
 
 cd "$here"
 # The WIT package is the repository's wit/ folder; the world is `validator`.

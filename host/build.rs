@@ -16,7 +16,7 @@ const STOCK: &[(&str, &str)] = &[
     ("plugin-file", "file"),
 ];
 /// (package, plugin name): for tests and examples.
-const EXTRA: &[(&str, &str)] = &[("fixture-misbehave", "misbehave"), ("example-obx-numeric", "obx-numeric")];
+const EXTRA: &[(&str, &str)] = &[("fixture-misbehave", "misbehave"), ("example-obx-numeric", "obx-numeric"), ("example-patient-id", "patient-id")];
 
 const TARGET: &str = "wasm32-wasip2";
 const PROFILE: &str = "wasm-plugin";
@@ -24,7 +24,7 @@ const PROFILE: &str = "wasm-plugin";
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let root = manifest_dir.parent().expect("host/ is inside the workspace").to_path_buf();
-    for watched in ["wit", "sdk", "plugins", "tests/plugins", "examples/obx-plugin", "Cargo.lock"] {
+    for watched in ["wit", "sdk", "plugins", "tests/plugins", "examples/obx-plugin", "examples/plugin-template", "Cargo.lock"] {
         println!("cargo::rerun-if-changed={}", root.join(watched).display());
     }
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));

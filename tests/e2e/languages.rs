@@ -7,7 +7,7 @@ use std::cell::Cell;
 use std::time::Duration;
 
 use crate::support::examples::{SHARED_CACHE, build};
-use crate::support::{Sluice, ack_field, wait_until};
+use crate::support::{Sluice, ack_field, wait_until, wasm};
 
 const RELOAD: Duration = Duration::from_secs(60);
 
@@ -62,6 +62,25 @@ fn the_python_validator_refuses_a_message_without_its_identifier_and_hot_reloads
     // ...and put back, it refuses it again.
     sluice.install_plugin("patient-id", &python);
     wait_until(RELOAD, "the Python validator to be loaded again", || code_for_other() == "AR");
+}
+
+#[test]
+fn the_python_validator_and_the_rust_template_answer_alike() {
+    let python = build("python-validator");
+    let config = "[[validate]]\nplugin = \"patient-id\"\nconfig = { authority = \"HOSP\", type = \"MR\" }\n[connectors.lab]\n";
+    let servers = [start(config, &[("patient-id", &python)]), start(config, &[("patient-id", std::path::Path::new(wasm::PATIENT_ID))])];
+    let mut clients = servers.each_ref().map(Sluice::client);
+    let cases = ["12345^^^HOSP^MR", "1^^^X^MR~2^^^HOSP&1.2&ISO^MR", "12345^^^HOSP^PI", "^^^HOSP^MR", "", "12345^^^hosp^MR"];
+    let mut codes = Vec::new();
+    for (i, pid3) in cases.iter().enumerate() {
+        let id = format!("SAME{i}");
+        let [python_ack, rust_ack] = clients.each_mut().map(|client| client.send(&adt_with_id(&id, pid3)));
+        // Everything but MSH (its timestamp and control ID differ).
+        let body = |ack: &[u8]| String::from_utf8_lossy(ack).split('\r').skip(1).collect::<Vec<_>>().join("\r");
+        assert_eq!(body(&python_ack), body(&rust_ack), "PID-3 `{pid3}`");
+        codes.push(ack_field(&rust_ack, "MSA", 1));
+    }
+    assert_eq!(codes, ["AA", "AA", "AR", "AR", "AR", "AR"], "authority and type compare exactly");
 }
 
 #[test]

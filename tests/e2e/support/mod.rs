@@ -29,6 +29,7 @@ pub mod wasm {
     pub const MISBEHAVE: &str = env!("PLUGIN_WASM_MISBEHAVE");
     pub const OBX_NUMERIC: &str = env!("PLUGIN_WASM_OBX_NUMERIC");
     pub const HTTP: &str = env!("PLUGIN_WASM_HTTP");
+    pub const PATIENT_ID: &str = env!("PLUGIN_WASM_PATIENT_ID");
 }
 
 /// How long start-up may take before a test fails (a cold store opens in milliseconds).

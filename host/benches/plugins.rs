@@ -5,12 +5,16 @@
 //!     plugin call with and without instantiation (a validator that does
 //!     nothing, fresh instance vs kept instance); medians;
 //! (b) durable throughput of the real `sluice serve` binary with and without
-//!     that plugin configuration, loaded by `sluice send`.
+//!     that plugin configuration, loaded by `sluice send`;
+//! (c) plugins in Python and JavaScript (`examples/`) next to the same logic
+//!     in Rust: size, compile time with and without the cache, per-message
+//!     cost and memory, and durable throughput.
 //!
 //! `BENCH_SECONDS` sets the measuring time per load run (default 10; 0 skips
 //! the load runs).
 
 use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,7 +23,7 @@ use sluice::config::Config;
 use sluice::hl7::Message;
 use sluice::metrics::Metrics;
 use sluice::pipeline::Rules;
-use sluice::plugin::{Catalog, MessageScope};
+use sluice::plugin::{Catalog, CheckRequest, MessageScope};
 use sluice::send::{LoadOptions, adt_a01, run_load};
 
 const SAMPLES: usize = 5000;
@@ -113,6 +117,8 @@ fn main() -> anyhow::Result<()> {
     println!("| instantiation alone | {:.1} µs |", micros(fresh) - micros(kept));
     println!("| pooling allocator | {} |\n", catalog.engine().pooled);
 
+    languages(scratch.path(), seconds, &runtime)?;
+
     if seconds == 0 {
         return Ok(());
     }
@@ -120,9 +126,9 @@ fn main() -> anyhow::Result<()> {
     println!("| connections | message | no plugins msg/s (p50) | fresh instances msg/s (p50) | ratio | kept instances msg/s (p50) | ratio |\n|---|---|---|---|---|---|---|");
     let kept_config = format!("{WITH_PLUGINS}{KEEP_STATE}");
     for (connections, size) in [(1usize, 1024usize), (8, 1024), (8, 100 * 1024)] {
-        let without = load(scratch.path(), "load-bare", WITHOUT_PLUGINS, connections, size, seconds, &runtime)?;
-        let fresh = load(scratch.path(), "load-full", WITH_PLUGINS, connections, size, seconds, &runtime)?;
-        let kept = load(scratch.path(), "load-kept", &kept_config, connections, size, seconds, &runtime)?;
+        let without = load(scratch.path(), "load-bare", WITHOUT_PLUGINS, &[], connections, size, seconds, &runtime)?;
+        let fresh = load(scratch.path(), "load-full", WITH_PLUGINS, &[], connections, size, seconds, &runtime)?;
+        let kept = load(scratch.path(), "load-kept", &kept_config, &[], connections, size, seconds, &runtime)?;
         println!(
             "| {connections} | {} KB | {:.0} ({} µs) | {:.0} ({} µs) | {:.2} | {:.0} ({} µs) | {:.2} |",
             size / 1024,
@@ -143,7 +149,7 @@ fn config_for(scratch: &std::path::Path, name: &str, body: &str) -> anyhow::Resu
     let file = scratch.join(format!("{name}.toml"));
     let data = scratch.join(format!("{name}-data"));
     let plugins = scratch.join(format!("{name}-plugins"));
-    std::fs::write(&file, format!("listen = \"127.0.0.1:0\"\ndata_dir = {:?}\nplugins_dir = {:?}\n[log]\nlevel = \"warn\"\n[admin]\nlisten = \"off\"\n{body}", data, plugins))?;
+    std::fs::write(&file, format!("listen = \"127.0.0.1:0\"\ndata_dir = {:?}\nplugins_dir = {:?}\n{body}\n[log]\nlevel = \"warn\"\n[admin]\nlisten = \"off\"\n", data, plugins))?;
     Ok(Config::load(&[file], &Default::default())?)
 }
 
@@ -165,10 +171,12 @@ async fn time_rules(rules: &Rules, catalog: &Catalog, message: &Arc<Message>, ro
     Ok(start.elapsed())
 }
 
+#[allow(clippy::too_many_arguments)]
 fn load(
     scratch: &std::path::Path,
     name: &str,
     body: &str,
+    plugins: &[(&str, &Path)],
     connections: usize,
     size: usize,
     seconds: u64,
@@ -176,6 +184,11 @@ fn load(
 ) -> anyhow::Result<sluice::send::LoadReport> {
     let run = format!("{name}-{connections}-{size}");
     config_for(scratch, &run, body)?;
+    let plugins_dir = scratch.join(format!("{run}-plugins"));
+    std::fs::create_dir_all(&plugins_dir)?;
+    for (plugin, wasm) in plugins {
+        std::fs::copy(wasm, plugins_dir.join(format!("{plugin}.wasm")))?;
+    }
     let mut server = Command::new(env!("CARGO_BIN_EXE_sluice")).args(["serve", "--config"]).arg(scratch.join(format!("{run}.toml"))).stdout(Stdio::piped()).spawn()?;
     let mut ready = String::new();
     BufReader::new(server.stdout.take().expect("piped")).read_line(&mut ready)?;
@@ -187,6 +200,91 @@ fn load(
     server.wait()?;
     anyhow::ensure!(report.errors == 0 && report.not_accepted == 0, "load run had failures: {report:?}");
     Ok(report)
+}
+
+/// One plugin of section (c): its language, its file, and how it is used.
+struct Contender {
+    language: &'static str,
+    name: &'static str,
+    wasm: PathBuf,
+    /// The configuration that uses it on the benchmark's ADT^A01.
+    config: &'static str,
+}
+
+const PATIENT_ID: &str = "[[validate]]\nplugin = \"patient-id\"\nconfig = { authority = \"HOSP\" }\n[connectors.adt]\n";
+const ADT_TYPES_JS: &str = "[connectors.adt]\nroute = \"message-types\"\nroute_config = { types = [\"ADT^A0?\"] }\n";
+const ADT_TYPES_MATCH: &str = "[connectors.adt]\nroute = \"match\"\nroute_config = { types = [\"ADT^A0?\"] }\n";
+
+/// Section (c). The Python and JavaScript plugins are built by their
+/// scripts in `examples/`; each is set against the same rule in Rust.
+fn languages(scratch: &Path, seconds: u64, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
+    let contenders = [
+        Contender { language: "Python", name: "patient-id", wasm: build_example("python-validator")?, config: PATIENT_ID },
+        Contender { language: "Rust", name: "patient-id", wasm: env!("PLUGIN_WASM_PATIENT_ID").into(), config: PATIENT_ID },
+        Contender { language: "JavaScript", name: "message-types", wasm: build_example("js-router")?, config: ADT_TYPES_JS },
+        Contender { language: "Rust", name: "match", wasm: env!("PLUGIN_WASM_MATCH").into(), config: ADT_TYPES_MATCH },
+    ];
+    let cache = scratch.join("language-cache");
+    println!("\n## Plugins in Python and JavaScript next to the same logic in Rust\n");
+    println!("`patient-id` (validator: PID-3 must hold an MR identifier from HOSP) in Python and Rust; `message-types` in JavaScript and the stock `match` in Rust, both routing on `types = [\"ADT^A0?\"]`. Medians of {SAMPLES} calls on the generated 1 KB ADT^A01.\n");
+    println!("| plugin | language | size | compile, no cache | load from cache | fresh instance: instantiate + call | kept instance: call | peak linear memory |\n|---|---|---|---|---|---|---|---|");
+    for c in &contenders {
+        let _ = std::fs::remove_dir_all(&cache);
+        std::fs::create_dir_all(&cache)?;
+        let config = config_for(scratch, "language", &format!("plugin_cache_dir = {cache:?}\n{}", c.config))?;
+        let request = |runs| CheckRequest { file: c.wasm.clone(), name: Some(c.name.into()), message: None, settings: None, deliver: false, no_cache: false, runs };
+        let cold = sluice::plugin::check(&config, &request(0))?;
+        anyhow::ensure!(cold.runnable() && cold.compile.as_ref().is_some_and(|c| !c.from_cache), "{}: {:?}", c.name, cold.problems);
+        let mut loads = Vec::new();
+        for _ in 0..5 {
+            let warm = sluice::plugin::check(&config, &request(0))?;
+            loads.push(Duration::from_secs_f64(warm.compile.as_ref().map_or(0.0, |c| c.millis) / 1e3));
+        }
+        let timed = sluice::plugin::check(&config, &request(SAMPLES))?;
+        let call = timed.call.as_ref().ok_or_else(|| anyhow::anyhow!("{}: no call made", c.name))?;
+        anyhow::ensure!(call.answer == "accept" || call.answer == "takes the message", "{}: answered {}", c.name, call.answer);
+        let (instantiate, fresh_call, kept) = (call.instantiate_us.unwrap_or_default(), call.call_us.unwrap_or_default(), call.kept_call_us.unwrap_or_default());
+        println!(
+            "| `{}` | {} | {:.1} MB | {:.2} s | {:.1} ms | {:.0} + {:.0} = {:.0} µs | {:.0} µs | {:.1} MiB |",
+            c.name,
+            c.language,
+            timed.bytes as f64 / 1e6,
+            cold.compile.as_ref().map_or(0.0, |c| c.millis) / 1e3,
+            median(loads).as_secs_f64() * 1e3,
+            instantiate,
+            fresh_call,
+            instantiate + fresh_call,
+            kept,
+            call.peak_memory as f64 / (1024.0 * 1024.0),
+        );
+    }
+    if seconds == 0 {
+        return Ok(());
+    }
+    println!("\n### Durable throughput with each, real binary ({seconds} s per run, 1 KB ADT^A01)\n");
+    println!("| connections | no plugin msg/s (p50) | `patient-id` Python | `patient-id` Rust | `message-types` JavaScript | `match` Rust |\n|---|---|---|---|---|---|");
+    // Every server shares the cache filled above: none compiles at start.
+    let shared = format!("plugin_cache_dir = {cache:?}\n");
+    for connections in [1usize, 8] {
+        let mut cells = Vec::new();
+        let bare = load(scratch, "lang-none", &format!("{shared}[connectors.adt]\n"), &[], connections, 1024, seconds, runtime)?;
+        for (i, c) in contenders.iter().enumerate() {
+            let report = load(scratch, &format!("lang-{i}"), &format!("{shared}{}", c.config), &[(c.name, &c.wasm)], connections, 1024, seconds, runtime)?;
+            cells.push(format!("{:.0} ({} µs), {:.2}", report.per_second, report.latency_us.p50, report.per_second / bare.per_second));
+        }
+        println!("| {connections} | {:.0} ({} µs) | {} |", bare.per_second, bare.latency_us.p50, cells.join(" | "));
+    }
+    Ok(())
+}
+
+/// Builds `examples/<example>` with its own script (which installs its
+/// toolchain on first use).
+fn build_example(example: &str) -> anyhow::Result<PathBuf> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples").join(example).join("build.sh");
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("examples").join(format!("{example}.wasm"));
+    let status = Command::new("bash").arg(&script).arg(&out).stdout(Stdio::null()).status()?;
+    anyhow::ensure!(status.success(), "{} failed", script.display());
+    Ok(out)
 }
 
 fn median(mut samples: Vec<Duration>) -> Duration {

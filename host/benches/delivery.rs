@@ -137,7 +137,7 @@ fn connector(plugin: &str, sink: SocketAddr) -> String {
 fn drain(scratch: &std::path::Path, plugin: &str, sink: SocketAddr, received: &Received, backlog: u64, runtime: &tokio::runtime::Runtime) -> anyhow::Result<f64> {
     let name = format!("drain-{plugin}");
     let server = Server::start(scratch, &name, "[connectors.sink]\n")?;
-    let options = LoadOptions { to: server.addr.clone(), connections: 16, count: Some(backlog), duration: None, size: 1024, timeout: Duration::from_secs(30) };
+    let options = LoadOptions { to: server.addr.clone(), connections: 16, count: Some(backlog), duration: None, size: 1024, timeout: Duration::from_secs(30), tls: None };
     let report = runtime.block_on(run_load(options))?;
     anyhow::ensure!(report.accepted == backlog, "queueing the backlog failed: {report:?}");
     server.stop()?;
@@ -189,7 +189,7 @@ fn latency(scratch: &std::path::Path, sink: SocketAddr, received: Arc<Received>,
 /// `backlog` messages first.
 fn ack_throughput(scratch: &std::path::Path, name: &str, connector: &str, backlog: u64, seconds: u64, runtime: &tokio::runtime::Runtime) -> anyhow::Result<f64> {
     let server = Server::start(scratch, name, connector)?;
-    let options = |count, duration| LoadOptions { to: server.addr.clone(), connections: 8, count, duration, size: 1024, timeout: Duration::from_secs(30) };
+    let options = |count, duration| LoadOptions { to: server.addr.clone(), connections: 8, count, duration, size: 1024, timeout: Duration::from_secs(30), tls: None };
     if backlog > 0 {
         runtime.block_on(run_load(options(Some(backlog), None)))?;
     }

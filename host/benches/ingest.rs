@@ -46,7 +46,7 @@ fn main() -> anyhow::Result<()> {
     println!("| connections | msg/s | bound msg/s | ratio | ACK p50 | ACK p99 | p50 / (fsync + rtt) |");
     println!("|---|---|---|---|---|---|---|");
     for connections in [1usize, 8, 32] {
-        let load = |duration| LoadOptions { to: addr.clone(), connections, count: None, duration: Some(duration), size: 1024, timeout: Duration::from_secs(30) };
+        let load = |duration| LoadOptions { to: addr.clone(), connections, count: None, duration: Some(duration), size: 1024, timeout: Duration::from_secs(30), tls: None };
         runtime.block_on(run_load(load(Duration::from_secs(1))))?; // warm-up
         let report = runtime.block_on(run_load(load(Duration::from_secs(seconds))))?;
         anyhow::ensure!(report.errors == 0 && report.not_accepted == 0, "load run had failures: {report:?}");

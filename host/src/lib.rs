@@ -2,7 +2,8 @@
 //! `mllp` (transport) → `hl7` (parsing) → `pipeline` (validate and route,
 //! with `plugin`s) → `outbox` (durable store) → `ack` (the answer), then
 //! `delivery` (one worker per connector, through connector `plugin`s).
-//! `admin` serves health, `metrics` and the API the CLI uses.
+//! `admin` serves health, `metrics` and the API the CLI uses; `tls` is the
+//! rustls side of the listener and of outbound connections.
 
 pub mod ack;
 pub mod admin;
@@ -10,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod delivery;
 pub use sluice_hl7 as hl7;
+pub mod logging;
 pub mod metrics;
 pub mod mllp;
 pub mod outbox;
@@ -17,3 +19,4 @@ pub mod pipeline;
 pub mod plugin;
 pub mod send;
 pub mod server;
+pub mod tls;

@@ -2,11 +2,14 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
 
+use crate::config::OutboundTlsConfig;
 use crate::send::{AckSummary, LoadOptions, MllpClient, messages_in, run_load};
+use crate::tls::ClientTls;
 
 #[derive(Debug, Args)]
 pub struct SendArgs {
@@ -34,9 +37,41 @@ pub struct SendArgs {
     /// Print the load report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Connect over TLS (implied by --ca, --cert and --server-name).
+    #[arg(long)]
+    pub tls: bool,
+    /// TLS: CA certificates (PEM) the server must chain to; default: the system's.
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+    /// TLS: client certificate chain (PEM), for servers that require one.
+    #[arg(long, value_name = "FILE", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// TLS: the client certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// TLS: the name the server's certificate must carry; default: the host of --to.
+    #[arg(long, value_name = "NAME")]
+    pub server_name: Option<String>,
+}
+
+impl SendArgs {
+    fn client_tls(&self) -> anyhow::Result<Option<Arc<ClientTls>>> {
+        if !(self.tls || self.ca.is_some() || self.cert.is_some() || self.server_name.is_some()) {
+            return Ok(None);
+        }
+        let settings = OutboundTlsConfig {
+            ca: self.ca.clone(),
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+            server_name: self.server_name.clone(),
+            ..Default::default()
+        };
+        Ok(Some(Arc::new(ClientTls::for_address(&self.to, &settings)?)))
+    }
 }
 
 pub fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
+    let tls = args.client_tls()?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         if args.count.is_some() || args.duration.is_some() {
@@ -48,6 +83,7 @@ pub fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
                 duration: args.duration,
                 size: args.size,
                 timeout: args.timeout,
+                tls,
             })
             .await?;
             if args.json {
@@ -60,7 +96,7 @@ pub fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
         anyhow::ensure!(!args.paths.is_empty(), "give files or directories to send, or --count/--duration for load mode");
         let messages = messages_in(&args.paths)?;
         anyhow::ensure!(!messages.is_empty(), "no messages found in the given files");
-        let mut client = MllpClient::connect(&args.to, args.timeout).await?;
+        let mut client = MllpClient::connect_with(&args.to, tls.as_deref(), args.timeout).await?;
         let mut all_accepted = true;
         for (path, message) in messages {
             let ack = client.send(&message).await?;

@@ -6,11 +6,10 @@ use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 
 use super::ConfigArgs;
-use crate::config::{Config, LogFormat};
 
 pub fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
     let config = args.load()?;
-    init_logging(&config);
+    crate::logging::init(&config);
     // At least two runtime threads: the group-commit leader holds one
     // during an fsync (see outbox::store) while another keeps serving.
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).max(2);
@@ -22,6 +21,9 @@ pub fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
             if let Some(admin) = bound.admin {
                 println!("sluice admin on {admin}");
             }
+            if let Some(tls) = bound.tls {
+                println!("sluice tls on {tls}");
+            }
             // The readiness line scripts and tests wait for (the port may be 0 in config); keep it last.
             println!("sluice listening on {}", bound.mllp);
             let _ = std::io::stdout().flush();
@@ -29,15 +31,4 @@ pub fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
         .await
     })?;
     Ok(ExitCode::SUCCESS)
-}
-
-fn init_logging(config: &Config) {
-    let filter = tracing_subscriber::EnvFilter::new(&config.log.level);
-    // Colours only for a person at a terminal, never in files or journald.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
-    match config.log.format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
 }

@@ -3,6 +3,7 @@
 //! keys and bad values are refused with the key and the reason.
 
 mod byte_size;
+mod tls;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -14,6 +15,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 pub use byte_size::ByteSize;
+pub use tls::{OutboundTls, OutboundTlsConfig, ServerTlsConfig, TlsVersion};
 
 use crate::hl7::{Charset, CharsetPolicy};
 use crate::mllp::Framing;
@@ -23,8 +25,13 @@ use crate::mllp::Framing;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// Address the MLLP listener binds.
+    /// Address the plain-TCP MLLP listener binds, or `off` (TLS only).
     pub listen: String,
+    /// The MLLP listener over TLS, beside the plain one.
+    pub tls: ServerTlsConfig,
+    /// Longest a new connection may take to complete its TLS handshake.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
     /// Directory of the RocksDB store.
     pub data_dir: PathBuf,
     /// Directory plugins are loaded from.
@@ -47,9 +54,18 @@ pub struct Config {
     /// How long a message is remembered to answer retransmissions; 0 turns it off.
     #[serde(with = "humantime_serde")]
     pub dedupe_window: Duration,
+    /// After SIGTERM/SIGINT, how long the engine keeps accepting while
+    /// `/readyz` already answers 503, so load balancers can take it out of
+    /// rotation before it stops listening.
+    #[serde(with = "humantime_serde")]
+    pub pre_shutdown_delay: Duration,
     /// How long a shutdown waits for in-flight messages.
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
+    /// Let patient data (message text, plugin and peer reasons that may
+    /// quote it) into the logs, capped in length. Off: such text is logged
+    /// as its length only.
+    pub log_phi: bool,
     pub charset: CharsetConfig,
     pub log: LogConfig,
     /// Validators of the default interface, run in this order; the first
@@ -62,6 +78,8 @@ pub struct Config {
     pub plugins: BTreeMap<String, PluginPolicy>,
     /// The admin HTTP endpoint: health, metrics, and the API the CLI uses.
     pub admin: AdminConfig,
+    /// TLS for outbound connections, by destination `host:port`.
+    pub outbound_tls: OutboundTls,
 }
 
 /// The admin HTTP endpoint.
@@ -240,6 +258,8 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: "0.0.0.0:2575".into(),
+            tls: ServerTlsConfig::default(),
+            connect_timeout: Duration::from_secs(10),
             data_dir: "./data".into(),
             plugins_dir: "./plugins".into(),
             plugin_cache_dir: None,
@@ -248,13 +268,16 @@ impl Default for Config {
             idle_timeout: Duration::from_secs(30),
             max_connections: 0,
             dedupe_window: Duration::from_secs(24 * 3600),
+            pre_shutdown_delay: Duration::ZERO,
             shutdown_timeout: Duration::from_secs(30),
+            log_phi: false,
             charset: CharsetConfig::default(),
             log: LogConfig::default(),
             validate: Vec::new(),
             connectors: BTreeMap::new(),
             plugins: BTreeMap::new(),
             admin: AdminConfig::default(),
+            outbound_tls: OutboundTls::new(),
         }
     }
 }
@@ -309,8 +332,25 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |key: &str, reason: String| Err(ConfigError::Invalid { key: key.into(), reason });
-        if let Err(err) = self.listen_addr() {
-            return invalid("listen", format!("`{}` is not an address like 0.0.0.0:2575 ({err})", self.listen));
+        if let Some(Err(err)) = self.listen_addr() {
+            return invalid("listen", format!("`{}` is not an address like 0.0.0.0:2575, or `off` ({err})", self.listen));
+        }
+        if let Some((key, reason)) = self.tls.problem() {
+            return invalid(&format!("tls.{key}"), reason);
+        }
+        if self.listen_addr().is_none() && self.tls.listen.is_none() {
+            return invalid("listen", "is `off` and no `tls.listen` is set: the engine would not listen at all".into());
+        }
+        if self.connect_timeout.is_zero() {
+            return invalid("connect_timeout", "must be greater than zero".into());
+        }
+        for (destination, tls) in &self.outbound_tls {
+            if crate::plugin::Destination::parse(destination).is_none() {
+                return invalid(&format!("outbound_tls.\"{destination}\""), "is not a destination like lis.example.org:6661".into());
+            }
+            if let Some((key, reason)) = tls.problem() {
+                return invalid(&format!("outbound_tls.\"{destination}\".{key}"), reason);
+            }
         }
         if self.max_frame_size.0 < 1024 {
             return invalid("max_frame_size", format!("{} bytes is too small; at least 1 KiB", self.max_frame_size.0));
@@ -350,6 +390,16 @@ impl Config {
         if self.admin.token.as_deref().is_some_and(|t| t.trim().is_empty()) {
             return invalid("admin.token", "must not be empty (leave it out to need no token)".into());
         }
+        // The API lists and replays patient messages: beyond this host, never without a token.
+        if let Some(Ok(addr)) = self.admin.listen_addr()
+            && !addr.ip().is_loopback()
+            && self.admin.token.is_none()
+        {
+            return invalid(
+                "admin.listen",
+                format!("{addr} is reachable from other hosts: set `admin.token` (e.g. SLUICE_ADMIN__TOKEN) or bind a loopback address"),
+            );
+        }
         for (name, policy) in &self.plugins {
             if !is_name(name) {
                 return invalid(&format!("plugins.{name}"), "plugin names use letters, digits, `-`, `_` and `.` (at most 64)".into());
@@ -382,8 +432,14 @@ impl Config {
         self.plugins.get(plugin).cloned().unwrap_or_default()
     }
 
-    pub fn listen_addr(&self) -> Result<SocketAddr, std::net::AddrParseError> {
-        self.listen.parse()
+    /// The plain listener's address, or `None` when `listen` is `off`.
+    pub fn listen_addr(&self) -> Option<Result<SocketAddr, std::net::AddrParseError>> {
+        (self.listen != "off").then(|| self.listen.parse())
+    }
+
+    /// The TLS listener's address, when there is one.
+    pub fn tls_listen_addr(&self) -> Option<SocketAddr> {
+        self.tls.listen.as_ref().and_then(|addr| addr.parse().ok())
     }
 
     pub fn charset_policy(&self) -> CharsetPolicy {

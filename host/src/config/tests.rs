@@ -31,7 +31,10 @@ fn defaults_need_no_file() {
 #[test]
 fn layers_files_then_environment_then_flags() {
     Jail::expect_with(|jail| {
-        jail.create_file("a.toml", "listen = \"127.0.0.1:1000\"\nidle_timeout = \"5s\"\n[connectors.lab]\n[connectors.archive]\nplugin = \"file\"\nconfig = { dir = \"/tmp\" }")?;
+        jail.create_file(
+            "a.toml",
+            "listen = \"127.0.0.1:1000\"\nidle_timeout = \"5s\"\n[connectors.lab]\n[connectors.archive]\nplugin = \"file\"\nconfig = { dir = \"/tmp\" }",
+        )?;
         jail.create_file("b.toml", "listen = \"127.0.0.1:2000\"\nmax_frame_size = \"64KiB\"\n[charset]\ndefault = \"8859/1\"")?;
         jail.set_env("SLUICE_DATA_DIR", "/env/data");
         jail.set_env("SLUICE_CHARSET__FORCE", "true");
@@ -68,6 +71,17 @@ fn refuses_unknown_keys_and_bad_values_naming_the_key() {
             ("[plugins.x]\ndeadline = \"0s\"", "plugins.x.deadline"),
             ("[plugins.x]\nmemory_limit = \"1KiB\"", "plugins.x.memory_limit"),
             ("[plugins.x.allow]\nnetwork = true", "network"),
+            ("[tls]\ncert = \"a.pem\"", "tls.cert"),
+            ("[tls]\nlisten = \"0.0.0.0:2576\"\nkey = \"k.pem\"", "tls.cert"),
+            ("[tls]\nlisten = \"0.0.0.0:2576\"\ncert = \"c.pem\"", "tls.key"),
+            ("[tls]\nlisten = \"everywhere\"", "tls.listen"),
+            ("[tls]\nmin_version = \"1.1\"", "min_version"),
+            ("[tls]\ncertificate = \"c.pem\"", "certificate"),
+            ("listen = \"off\"", "listen"),
+            ("connect_timeout = \"0s\"", "connect_timeout"),
+            ("[admin]\nlisten = \"0.0.0.0:2580\"", "admin.token"),
+            ("[outbound_tls.\"lis\"]", "outbound_tls.\"lis\""),
+            ("[outbound_tls.\"lis:6661\"]\ncert = \"c.pem\"", "outbound_tls.\"lis:6661\".key"),
         ];
         for (i, (text, key)) in cases.iter().enumerate() {
             let file = format!("bad{i}.toml");
@@ -110,6 +124,25 @@ fn reads_validators_routes_and_plugin_policies() {
         assert_eq!(obx.allow.env, ["TZ"]);
         assert_eq!(config.plugin_policy("require-fields"), PluginPolicy::default(), "nothing is granted by default");
         assert!(PluginPolicy::default().allow.env.is_empty() && PluginPolicy::default().allow.read_dirs.is_empty());
+        Ok(())
+    });
+}
+
+#[test]
+fn tls_listener_beside_or_instead_of_plain() {
+    Jail::expect_with(|jail| {
+        jail.create_file("t.toml", "listen = \"off\"\nconnect_timeout = \"3s\"\npre_shutdown_delay = \"5s\"\nlog_phi = true\n[tls]\nlisten = \"127.0.0.1:2576\"\ncert = \"c.pem\"\nkey = \"k.pem\"\nmin_version = \"1.3\"\n[outbound_tls.\"LIS.example:6661\"]\nca = \"ca.pem\"\n")?;
+        let config = load(&["t.toml"], &Overrides::default()).unwrap();
+        assert!(config.listen_addr().is_none(), "plain listener off");
+        assert_eq!(config.tls_listen_addr(), Some("127.0.0.1:2576".parse().unwrap()));
+        assert_eq!(config.tls.min_version, TlsVersion::Tls13);
+        assert_eq!((config.connect_timeout, config.pre_shutdown_delay, config.log_phi), (Duration::from_secs(3), Duration::from_secs(5), true));
+        assert_eq!(config.outbound_tls["LIS.example:6661"].ca, Some(PathBuf::from("ca.pem")));
+        let defaults = Config::default();
+        assert_eq!(
+            (defaults.connect_timeout, defaults.pre_shutdown_delay, defaults.log_phi, defaults.tls.listen),
+            (Duration::from_secs(10), Duration::ZERO, false, None)
+        );
         Ok(())
     });
 }

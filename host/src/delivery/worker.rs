@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::Backoff;
 use crate::config::{ConnectorConfig, RetryPolicy};
 use crate::hl7::{CharsetPolicy, Message};
+use crate::logging::Phi;
 use crate::metrics::{AttemptResult, Metrics};
 use crate::outbox::{Queued, Queues, StoreError, now_ms};
 use crate::plugin::{Catalog, Delivery, MessageScope, World};
@@ -124,7 +125,7 @@ impl Worker {
                     if self.dead_letter && attempt >= self.retry.max_attempts {
                         self.bury(entry, attempt, format!("gave up after {attempt} attempts: {reason}")).await
                     } else {
-                        tracing::warn!(connector = %self.connector, control_id = %entry.meta.control_id, attempt, %reason, "delivery failed; will retry");
+                        tracing::warn!(connector = %self.connector, control_id = %entry.meta.control_id, attempt, reason = %Phi(&reason), "delivery failed; will retry");
                         entry.attempts = attempt;
                         entry.last_error = Some(reason.clone());
                         let noted = entry.clone();
@@ -136,7 +137,7 @@ impl Worker {
                     }
                 }
                 Outcome::Unavailable(reason) => {
-                    tracing::warn!(connector = %self.connector, %reason, "cannot deliver; waiting");
+                    tracing::warn!(connector = %self.connector, reason = %Phi(&reason), "cannot deliver; waiting");
                     if !pause(&stop, backoff.failed()).await {
                         return;
                     }
@@ -194,7 +195,7 @@ impl Worker {
 
     /// Moves the entry to the dead-letter queue.
     async fn bury(&self, entry: &Queued, attempts: u32, error: String) -> Result<(), StoreError> {
-        tracing::warn!(connector = %self.connector, control_id = %entry.meta.control_id, attempts, %error, "moved to the dead-letter queue");
+        tracing::warn!(connector = %self.connector, control_id = %entry.meta.control_id, attempts, error = %Phi(&error), "moved to the dead-letter queue");
         let entry = entry.clone();
         self.store(move |queues, connector| queues.move_to_dead_letter(connector, &entry, attempts, &error)).await
     }

@@ -61,6 +61,11 @@ pub struct Metrics {
     pub connections_accepted: Counter,
     /// Closed at once because `max_connections` were open.
     pub connections_refused: Counter,
+    /// TLS handshakes that failed or timed out (a client without a valid
+    /// certificate under mutual TLS, plain TCP on the TLS port, ...).
+    pub tls_handshake_failures: Counter,
+    /// Certificate reloads (SIGHUP) refused because the new files were bad.
+    pub tls_reload_failures: Counter,
     pub frames: Counter,
     /// Bytes read from peers.
     pub bytes_in: Counter,
@@ -95,6 +100,8 @@ impl Default for Metrics {
             connections_open: Gauge::default(),
             connections_accepted: Counter::default(),
             connections_refused: Counter::default(),
+            tls_handshake_failures: Counter::default(),
+            tls_reload_failures: Counter::default(),
             frames: Counter::default(),
             bytes_in: Counter::default(),
             bytes_out: Counter::default(),
@@ -127,6 +134,12 @@ impl Default for Metrics {
         r.register("connections_open", "MLLP connections open now", metrics.connections_open.clone());
         r.register("connections_accepted", "MLLP connections accepted", metrics.connections_accepted.clone());
         r.register("connections_refused", "MLLP connections refused because max_connections were open", metrics.connections_refused.clone());
+        r.register("tls_handshake_failures", "TLS handshakes on the MLLP listener that failed or timed out", metrics.tls_handshake_failures.clone());
+        r.register(
+            "tls_reload_failures",
+            "Certificate reloads refused because the new files were bad (the old ones keep serving)",
+            metrics.tls_reload_failures.clone(),
+        );
         r.register_with_unit("ack_latency", "Time from a frame's last byte read to its ACK written", Unit::Seconds, metrics.ack_latency.clone());
         r.register_with_unit("plugin_call_duration", "One plugin call, instantiation included", Unit::Seconds, metrics.plugin_calls.clone());
         r.register("delivery_attempts", "Delivery attempts by connector and result (delivered, retry, rejected, failed)", metrics.attempts.clone());

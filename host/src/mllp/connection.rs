@@ -24,6 +24,8 @@ pub struct ConnectionLimits {
     pub max_frame_size: usize,
     pub frame_timeout: Duration,
     pub idle_timeout: Duration,
+    /// Longest a TLS handshake may take.
+    pub connect_timeout: Duration,
 }
 
 const READ_CHUNK: usize = 16 * 1024;

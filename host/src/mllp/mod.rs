@@ -6,4 +6,4 @@ mod listener;
 
 pub use codec::{CARRIAGE_RETURN, END_BLOCK, Framing, MllpCodec, MllpEvent, START_BLOCK};
 pub use connection::ConnectionLimits;
-pub use listener::Listener;
+pub use listener::{Listener, Slots, slots};

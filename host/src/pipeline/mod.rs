@@ -59,7 +59,7 @@ impl Pipeline {
             Ok(connectors) => connectors,
             Err(outcome) => {
                 if let Some(issue) = outcome.issue() {
-                    tracing::info!(%peer, control_id = %lossy(&header.control_id), reason = %issue.text, "message not accepted");
+                    tracing::info!(%peer, control_id = %lossy(&header.control_id), reason = %crate::logging::Phi(&issue.text), "message not accepted");
                 }
                 return self.answer(&message, mode, outcome);
             }

@@ -62,7 +62,8 @@ impl Catalog {
     /// every plugin the configuration names exists in the right world.
     pub fn open(config: Arc<Config>) -> anyhow::Result<Catalog> {
         let max_memory = config.plugins.values().map(|p| p.memory_limit.0).chain([PluginPolicy::default().memory_limit.0]).max().unwrap_or_default();
-        let engine = PluginEngine::new(max_memory as usize).map_err(anyhow::Error::from).context("cannot start the plugin engine")?;
+        let outbound_tls = crate::tls::OutboundTlsSet::from_config(&config.outbound_tls)?;
+        let engine = PluginEngine::new(max_memory as usize, outbound_tls).map_err(anyhow::Error::from).context("cannot start the plugin engine")?;
         let loader = Loader::new(engine, Some(config.plugin_cache()));
         let catalog = Catalog {
             loader,

@@ -125,7 +125,8 @@ pub fn check(config: &Config, request: &CheckRequest) -> anyhow::Result<CheckRep
         return Ok(report);
     }
 
-    let engine = PluginEngine::new(report.policy.memory_limit.0 as usize).map_err(anyhow::Error::from).context("cannot start the plugin engine")?;
+    let outbound_tls = crate::tls::OutboundTlsSet::from_config(&config.outbound_tls)?;
+    let engine = PluginEngine::new(report.policy.memory_limit.0 as usize, outbound_tls).map_err(anyhow::Error::from).context("cannot start the plugin engine")?;
     // The engine's own cache when it exists, so the timing is what `serve`
     // would see; never created here.
     let cache = Some(config.plugin_cache()).filter(|dir| dir.is_dir() && !request.no_cache);

@@ -31,12 +31,15 @@ pub struct PluginEngine {
     pub pooled: bool,
     /// The MLLP connections of every plugin's `mllp.send`.
     pub mllp: Arc<MllpPool>,
+    /// TLS settings by outbound destination (MLLP and https).
+    pub outbound_tls: crate::tls::OutboundTlsSet,
 }
 
 impl PluginEngine {
     /// `max_memory` is the largest memory limit any plugin is given: pool
-    /// slots are sized for it.
-    pub fn new(max_memory: usize) -> wasmtime::Result<PluginEngine> {
+    /// slots are sized for it. MLLP forwarding to the destinations in
+    /// `outbound_tls` goes over TLS.
+    pub fn new(max_memory: usize, outbound_tls: crate::tls::OutboundTlsSet) -> wasmtime::Result<PluginEngine> {
         super::priority::lower_compile_pool_priority();
         let (engine, pooled) = match Engine::new(&config(Some(max_memory))) {
             Ok(engine) => (engine, true),
@@ -55,7 +58,7 @@ impl PluginEngine {
         Validator::add_to_linker::<_, HasSelf<PluginState>>(&mut linker, |state| state)?;
         // The connector world adds MLLP forwarding.
         super::bindings::mllp::add_to_linker::<_, HasSelf<PluginState>>(&mut linker, |state| state)?;
-        Ok(PluginEngine { engine, linker: Arc::new(linker), pooled, mllp: Arc::new(MllpPool::new()) })
+        Ok(PluginEngine { engine, linker: Arc::new(linker), pooled, mllp: Arc::new(MllpPool::with_tls(outbound_tls.clone())), outbound_tls })
     }
 }
 

@@ -1,7 +1,8 @@
 //! `wasi:http` for plugins, behind the plugin's `allow.http` grants: the
 //! crate's interfaces, with hooks that check every outgoing request before
 //! it is sent and give it default timeouts when the plugin sets none.
-//! Sending (https included) is the crate's default sender.
+//! Sending is the crate's default sender, but for https destinations with
+//! TLS settings of their own (`super::https`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +14,7 @@ use wasmtime::component::Linker;
 use wasmtime_wasi_http::{RequestOptions, WasiBody, WasiHttpHooks};
 
 use super::state::PluginState;
+use crate::tls::OutboundTlsSet;
 
 /// Used for each timeout the plugin leaves unset: the crate's own default is
 /// ten minutes, far longer than any delivery attempt.
@@ -92,6 +94,8 @@ fn split_host_port(text: &str) -> Option<(&str, Option<&str>)> {
 pub struct HttpGate {
     pub plugin: Arc<str>,
     pub grants: Arc<[HttpGrant]>,
+    /// `[outbound_tls]`: destinations with their own CA or client certificate.
+    pub tls: OutboundTlsSet,
 }
 
 type Sending =
@@ -110,9 +114,25 @@ impl WasiHttpHooks for HttpGate {
             tracing::warn!(plugin = &*self.plugin, host = authority, "HTTP request denied: the host is not in the plugin's `allow.http`");
             return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
         }
+        if let Some((host, port)) = https_destination(uri)
+            && let Some(tls) = self.tls.for_host(&host, port)
+        {
+            let sending = super::https::send(tls.clone(), host, port, request, with_default_timeouts(options));
+            return Box::new(async move { sending.await.map(|(response, done)| (response, done as Box<dyn Future<Output = _> + Send>)) });
+        }
         // The crate's own sender, as its default hooks would call it.
         wasmtime_wasi_http::default_hooks().send_request(request, Some(with_default_timeouts(options)), fut)
     }
+}
+
+/// The host and port of an https request (a request without a scheme is sent as https).
+fn https_destination(uri: &http::Uri) -> Option<(String, u16)> {
+    if uri.scheme_str().is_some_and(|scheme| !scheme.eq_ignore_ascii_case("https")) {
+        return None;
+    }
+    let authority = uri.authority()?;
+    let host = authority.host().trim_start_matches('[').trim_end_matches(']');
+    Some((host.to_string(), authority.port_u16().unwrap_or(443)))
 }
 
 fn with_default_timeouts(options: Option<RequestOptions>) -> RequestOptions {
@@ -146,7 +166,7 @@ mod tests {
     }
 
     fn gate(entries: &[&str]) -> HttpGate {
-        HttpGate { plugin: Arc::from("fetcher"), grants: grants(entries).into() }
+        HttpGate { plugin: Arc::from("fetcher"), grants: grants(entries).into(), tls: Default::default() }
     }
 
     async fn send(gate: &mut HttpGate, url: &str) -> wasmtime_wasi_http::Result<u16> {

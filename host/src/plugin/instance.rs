@@ -143,7 +143,11 @@ pub fn check_net_grants(policy: &PluginPolicy) -> anyhow::Result<()> {
 /// What of the network `policy` grants, and the engine's MLLP pool.
 fn net_grants(engine: &PluginEngine, policy: &PluginPolicy) -> NetGrants {
     let mllp = policy.allow.mllp.iter().filter_map(|entry| Destination::parse(entry)).collect();
-    NetGrants { http: HttpGrant::parse_all(&policy.allow.http).into(), mllp: MllpAccess { pool: engine.mllp.clone(), allowed: mllp } }
+    NetGrants {
+        http: HttpGrant::parse_all(&policy.allow.http).into(),
+        mllp: MllpAccess { pool: engine.mllp.clone(), allowed: mllp },
+        tls: engine.outbound_tls.clone(),
+    }
 }
 
 /// The WASI context: only what the policy grants. No sockets, no

@@ -25,6 +25,7 @@ use tokio_util::codec::Decoder;
 
 use super::bindings::mllp::{Ack, SendError};
 use crate::mllp::{CARRIAGE_RETURN, END_BLOCK, Framing, MllpCodec, MllpEvent, START_BLOCK};
+use crate::tls::{ClientStream as Stream, ClientTls, OutboundTlsSet};
 
 /// Longest wait for a connection, or the send's timeout if shorter.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -64,7 +65,16 @@ impl Destination {
         if host.is_empty() || host.contains(char::is_whitespace) {
             return None;
         }
-        Some(Destination { host: host.to_ascii_lowercase(), port: port.parse().ok()? })
+        Some(Destination::new(host, port.parse().ok()?))
+    }
+
+    pub fn new(host: &str, port: u16) -> Destination {
+        Destination { host: host.to_ascii_lowercase(), port }
+    }
+
+    /// The host, lowercase, without brackets.
+    pub fn host(&self) -> &str {
+        &self.host
     }
 }
 
@@ -87,6 +97,8 @@ pub struct MllpPool {
     /// Only granted destinations get an entry, so the map stays as small as
     /// the configuration's `allow.mllp` lists.
     slots: Mutex<HashMap<Destination, Slot>>,
+    /// Destinations reached over TLS (`[outbound_tls."host:port"]`).
+    tls: OutboundTlsSet,
 }
 
 /// A destination's one connection; the lock is held for a whole exchange.
@@ -95,6 +107,11 @@ type Slot = Arc<tokio::sync::Mutex<Option<Connection>>>;
 impl MllpPool {
     pub fn new() -> MllpPool {
         MllpPool::default()
+    }
+
+    /// A pool that wraps connections to the destinations in `tls` in TLS.
+    pub fn with_tls(tls: OutboundTlsSet) -> MllpPool {
+        MllpPool { tls, ..MllpPool::default() }
     }
 
     /// Sends `message` to `destination` for `plugin` and waits for its ACK.
@@ -117,7 +134,8 @@ impl MllpPool {
         };
         // Out of the pool until the exchange is clean (see the module doc).
         let conn = pooled.take();
-        match timeout_at(deadline, exchange(conn, &dest, message, control_id, deadline)).await {
+        let tls = self.tls.get(&dest).map(|tls| &**tls);
+        match timeout_at(deadline, exchange(conn, &dest, tls, message, control_id, deadline)).await {
             Ok(Ok((conn, ack))) => {
                 *pooled = conn;
                 Ok(ack)
@@ -139,6 +157,7 @@ impl MllpPool {
 async fn exchange(
     pooled: Option<Connection>,
     dest: &Destination,
+    tls: Option<&ClientTls>,
     message: &[u8],
     control_id: &[u8],
     deadline: Instant,
@@ -146,7 +165,7 @@ async fn exchange(
     let frame = [&[START_BLOCK][..], message, &[END_BLOCK, CARRIAGE_RETURN]].concat();
     let (mut conn, reused) = match pooled.and_then(|conn| conn.if_alive(dest)) {
         Some(conn) => (conn, true),
-        None => (Connection::open(dest, deadline).await?, false),
+        None => (Connection::open(dest, tls, deadline).await?, false),
     };
     if let Err(err) = conn.write(&frame).await {
         match err {
@@ -154,7 +173,7 @@ async fn exchange(
             // reached it: the same message may go on a new connection.
             Write::NothingSent(err) if reused => {
                 tracing::debug!(destination = %dest, "pooled MLLP connection failed before sending ({err}); reconnecting");
-                conn = Connection::open(dest, deadline).await?;
+                conn = Connection::open(dest, tls, deadline).await?;
                 conn.write(&frame).await.map_err(|err| unavailable(dest, "sending", err.into_io()))?;
             }
             err => return Err(unavailable(dest, "sending", err.into_io())),
@@ -191,49 +210,57 @@ impl Write {
 }
 
 struct Connection {
-    stream: TcpStream,
+    stream: Stream,
     codec: MllpCodec,
     /// Received bytes not yet decoded.
     buf: BytesMut,
 }
 
 impl Connection {
-    async fn open(dest: &Destination, deadline: Instant) -> Result<Connection, SendError> {
+    async fn open(dest: &Destination, tls: Option<&ClientTls>, deadline: Instant) -> Result<Connection, SendError> {
         let wait = CONNECT_TIMEOUT.min(deadline.saturating_duration_since(Instant::now()));
-        let stream = match timeout_at(Instant::now() + wait, TcpStream::connect((dest.host.as_str(), dest.port))).await {
+        let connect_by = Instant::now() + wait;
+        let tcp = match timeout_at(connect_by, TcpStream::connect((dest.host.as_str(), dest.port))).await {
             Ok(Ok(stream)) => stream,
             Ok(Err(err)) => return Err(SendError::Unavailable(format!("cannot connect to {dest}: {err}"))),
             Err(_) => return Err(SendError::Unavailable(format!("cannot connect to {dest}: no answer within {}", to_ms(wait)))),
         };
         // Nagle would hold the frame's last bytes back.
-        let _ = stream.set_nodelay(true);
-        tracing::debug!(destination = %dest, "MLLP connection opened");
+        let _ = tcp.set_nodelay(true);
+        let stream = match tls {
+            None => Stream::Plain(tcp),
+            Some(tls) => match timeout_at(connect_by, tls.connect(tcp)).await {
+                Ok(Ok(stream)) => Stream::Tls(Box::new(stream)),
+                Ok(Err(err)) => return Err(SendError::Unavailable(format!("TLS handshake with {dest} failed: {err}"))),
+                Err(_) => return Err(SendError::Unavailable(format!("TLS handshake with {dest} not done within {}", to_ms(wait)))),
+            },
+        };
+        tracing::debug!(destination = %dest, tls = tls.is_some(), "MLLP connection opened");
         Ok(Connection { stream, codec: MllpCodec::new(Framing::default(), MAX_ACK), buf: BytesMut::new() })
     }
 
     /// The connection if the peer has not closed it (or sent something
     /// unasked) while it sat in the pool. Asks the socket itself: the
     /// runtime's cached readiness may not have seen a FIN that just came.
+    /// (Over TLS a close_notify or anything else unasked shows as bytes.)
     fn if_alive(self, dest: &Destination) -> Option<Connection> {
-        let Connection { stream, codec, buf } = self;
-        let std = stream.into_std().ok()?;
-        match std.peek(&mut [0u8; 1]) {
-            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
-            Ok(0) => {
-                tracing::debug!(destination = %dest, "pooled MLLP connection was closed by the peer; reconnecting");
-                return None;
-            }
-            Ok(_) => {
-                tracing::debug!(destination = %dest, "pooled MLLP connection received bytes while idle; reconnecting");
-                return None;
-            }
-            Err(err) => {
-                tracing::debug!(destination = %dest, "pooled MLLP connection is broken ({err}); reconnecting");
-                return None;
-            }
-        }
-        let stream = TcpStream::from_std(std).ok()?;
-        Some(Connection { stream, codec, buf })
+        let mut byte = 0u8;
+        let fd = std::os::fd::AsRawFd::as_raw_fd(self.stream.tcp());
+        // SAFETY: `fd` is the open socket `self` owns; the buffer is one valid byte.
+        let peeked = unsafe { libc::recv(fd, (&raw mut byte).cast(), 1, libc::MSG_PEEK | libc::MSG_DONTWAIT) };
+        let why = match peeked {
+            0 => "was closed by the peer",
+            n if n > 0 => "received bytes while idle",
+            _ => match std::io::Error::last_os_error() {
+                err if err.kind() == std::io::ErrorKind::WouldBlock => return Some(self),
+                err => {
+                    tracing::debug!(destination = %dest, "pooled MLLP connection is broken ({err}); reconnecting");
+                    return None;
+                }
+            },
+        };
+        tracing::debug!(destination = %dest, "pooled MLLP connection {why}; reconnecting");
+        None
     }
 
     async fn write(&mut self, frame: &[u8]) -> Result<(), Write> {

@@ -12,6 +12,7 @@ mod check;
 mod engine;
 mod failure;
 mod http;
+mod https;
 mod instance;
 mod limiter;
 mod loaded;
@@ -27,7 +28,7 @@ pub use catalog::{Catalog, LoadState, PluginSet, PluginStatus, STATUS_FILE, plug
 pub use engine::PluginEngine;
 pub use failure::PluginFailure;
 pub use loaded::{MessageScope, Origin, Plugin, World};
-pub use mllp_client::MllpPool;
+pub use mllp_client::{Destination, MllpPool};
 pub use watch::watch;
 
 #[cfg(test)]

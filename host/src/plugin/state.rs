@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use wasmtime::component::{Resource, ResourceTable};
 use wasmtime::ResourceLimiter;
+use wasmtime::component::{Resource, ResourceTable};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
@@ -40,13 +40,15 @@ pub struct PluginState {
 pub struct NetGrants {
     pub http: Arc<[HttpGrant]>,
     pub mllp: MllpAccess,
+    /// TLS settings of outbound destinations (for https).
+    pub tls: crate::tls::OutboundTlsSet,
 }
 
 impl PluginState {
     pub(super) fn new(plugin: Arc<str>, settings: Arc<str>, mut wasi: wasmtime_wasi::WasiCtxBuilder, limits: MemoryLimiter, net: NetGrants) -> PluginState {
         let stderr = MemoryOutputPipe::new(STDERR_CAPTURE);
         wasi.stderr(stderr.clone());
-        let http_gate = HttpGate { plugin: plugin.clone(), grants: net.http };
+        let http_gate = HttpGate { plugin: plugin.clone(), grants: net.http, tls: net.tls };
         PluginState { plugin, settings, wasi: wasi.build(), table: ResourceTable::new(), limits, stderr, http: WasiHttpCtx::new(), http_gate, mllp: net.mllp }
     }
 

@@ -1,4 +1,5 @@
-//! A minimal MLLP client: one message in flight, waits for its ACK.
+//! A minimal MLLP client, plain or over TLS: one message in flight, waits
+//! for its ACK.
 
 use std::time::Duration;
 
@@ -11,9 +12,10 @@ use tokio_util::codec::{Decoder, Encoder};
 
 use crate::hl7::{CharsetPolicy, Message};
 use crate::mllp::{Framing, MllpCodec, MllpEvent};
+use crate::tls::{ClientStream, ClientTls};
 
 pub struct MllpClient {
-    stream: TcpStream,
+    stream: ClientStream,
     codec: MllpCodec,
     buf: BytesMut,
     out: BytesMut,
@@ -49,11 +51,26 @@ impl AckSummary {
 
 impl MllpClient {
     pub async fn connect(addr: &str, timeout_after: Duration) -> anyhow::Result<MllpClient> {
-        let stream = timeout(timeout_after, TcpStream::connect(addr))
+        MllpClient::connect_with(addr, None, timeout_after).await
+    }
+
+    /// Connects, then completes a TLS handshake when `tls` is given.
+    pub async fn connect_with(addr: &str, tls: Option<&ClientTls>, timeout_after: Duration) -> anyhow::Result<MllpClient> {
+        let tcp = timeout(timeout_after, TcpStream::connect(addr))
             .await
             .with_context(|| format!("timed out connecting to {addr}"))?
             .with_context(|| format!("failed to connect to {addr}"))?;
-        stream.set_nodelay(true)?;
+        tcp.set_nodelay(true)?;
+        let stream = match tls {
+            None => ClientStream::Plain(tcp),
+            Some(tls) => {
+                let stream = timeout(timeout_after, tls.connect(tcp))
+                    .await
+                    .with_context(|| format!("timed out in the TLS handshake with {addr}"))?
+                    .with_context(|| format!("TLS handshake with {addr} failed"))?;
+                ClientStream::Tls(Box::new(stream))
+            }
+        };
         Ok(MllpClient {
             stream,
             codec: MllpCodec::new(Framing::default(), 16 * 1024 * 1024),

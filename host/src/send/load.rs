@@ -11,6 +11,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use super::{AckSummary, MllpClient, adt_a01};
+use crate::tls::ClientTls;
 
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
@@ -23,6 +24,8 @@ pub struct LoadOptions {
     /// Size of the built-in ADT^A01 sample.
     pub size: usize,
     pub timeout: Duration,
+    /// Connect over TLS with these settings.
+    pub tls: Option<Arc<ClientTls>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -111,7 +114,7 @@ fn new_histogram() -> Histogram<u64> {
 
 async fn worker(options: LoadOptions, next: Arc<AtomicU64>, run: String, deadline: Option<Instant>) -> anyhow::Result<Tally> {
     let mut tally = Tally { latencies: new_histogram(), accepted: 0, not_accepted: 0, errors: 0 };
-    let mut client = MllpClient::connect(&options.to, options.timeout).await?;
+    let mut client = MllpClient::connect_with(&options.to, options.tls.as_deref(), options.timeout).await?;
     loop {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             break;
@@ -134,7 +137,7 @@ async fn worker(options: LoadOptions, next: Arc<AtomicU64>, run: String, deadlin
             Err(err) => {
                 tally.errors += 1;
                 tracing::warn!(error = %err, "send failed; reconnecting");
-                client = MllpClient::connect(&options.to, options.timeout).await?;
+                client = MllpClient::connect_with(&options.to, options.tls.as_deref(), options.timeout).await?;
             }
         }
     }

@@ -32,7 +32,7 @@ const DEADLINE: Duration = Duration::from_millis(50);
 const WAIT: Duration = Duration::from_millis(100);
 
 async fn store_with(export: &str) -> (Store<PluginState>, wasmtime::TypedFunc<(), ()>) {
-    let engine = PluginEngine::new(1 << 20).unwrap();
+    let engine = PluginEngine::new(1 << 20, Default::default()).unwrap();
     let policy = PluginPolicy { deadline: DEADLINE, ..PluginPolicy::default() };
     let state = PluginState::new(Arc::from("clock"), Arc::from("{}"), wasi_grants(&policy).unwrap(), MemoryLimiter::new(1 << 20), net_grants(&engine, &policy));
     let mut store = Store::new(&engine.engine, state);

@@ -1,0 +1,68 @@
+//! The MLLP listener's TLS side: certificate, key and (for mutual TLS) the
+//! client CA, read from PEM files at start and again on SIGHUP. A reload
+//! that fails keeps the configuration that serves; handshakes already done
+//! are not touched either way.
+
+use std::sync::{Arc, RwLock};
+
+use rustls::ServerConfig;
+use rustls::server::WebPkiClientVerifier;
+use tokio_rustls::TlsAcceptor;
+
+use super::{TlsError, pem, provider, versions};
+use crate::config::ServerTlsConfig;
+
+pub struct ServerTls {
+    settings: ServerTlsConfig,
+    current: RwLock<TlsAcceptor>,
+}
+
+impl ServerTls {
+    /// Reads the files `settings` names; fails naming the file and the problem.
+    pub fn load(settings: &ServerTlsConfig) -> Result<ServerTls, TlsError> {
+        let acceptor = TlsAcceptor::from(build(settings)?);
+        Ok(ServerTls { settings: settings.clone(), current: RwLock::new(acceptor) })
+    }
+
+    /// Reads the files again; on success new handshakes use them, on failure
+    /// nothing changes.
+    pub fn reload(&self) -> Result<(), TlsError> {
+        let acceptor = TlsAcceptor::from(build(&self.settings)?);
+        *self.current.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = acceptor;
+        Ok(())
+    }
+
+    /// The acceptor for the next handshake.
+    pub fn acceptor(&self) -> TlsAcceptor {
+        self.current.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
+    /// Whether clients must present a certificate.
+    pub fn mutual(&self) -> bool {
+        self.settings.client_ca.is_some()
+    }
+}
+
+fn build(settings: &ServerTlsConfig) -> Result<Arc<ServerConfig>, TlsError> {
+    let (Some(cert), Some(key)) = (&settings.cert, &settings.key) else {
+        return Err(TlsError::Setup("the TLS listener needs `tls.cert` and `tls.key`".into()));
+    };
+    let chain = pem::certificates(cert)?;
+    let key_der = pem::private_key(key)?;
+    let builder = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(versions(settings.min_version))
+        .map_err(|err| TlsError::Setup(format!("tls.min_version: {err}")))?;
+    let builder = match &settings.client_ca {
+        Some(ca) => {
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(pem::roots(ca)?), provider())
+                .build()
+                .map_err(|err| TlsError::File { path: ca.clone(), reason: format!("cannot verify clients with it ({err})") })?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let config = builder
+        .with_single_cert(chain, key_der)
+        .map_err(|err| TlsError::File { path: key.clone(), reason: format!("does not fit the certificate chain in {} ({err})", cert.display()) })?;
+    Ok(Arc::new(config))
+}

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::support::{RawClient, Sluice, ack_field, adt};
+use crate::support::{RawClient, Sluice, ack_field, adt, metric_sum, wait_until};
 
 const SENDERS: usize = 6;
 /// AAs to collect before the kill; the senders keep going while it happens.
@@ -90,4 +90,57 @@ fn graceful_shutdown_keeps_everything() {
     assert!(sluice.log().contains("store flushed; stopped"), "{}", sluice.log());
     sluice.restart();
     assert_eq!(sluice.outbox("archive").len(), 10);
+}
+
+/// SIGTERM with frames half received on four connections: `/readyz` turns
+/// 503 at once, a new connection is still served during
+/// `pre_shutdown_delay`, each half-sent message is finished and gets its AA
+/// after the signal, the process exits 0, and every acknowledged message
+/// is there after a restart.
+#[test]
+fn graceful_shutdown_acks_the_messages_in_flight() {
+    let mut sluice = Sluice::start("pre_shutdown_delay = \"4s\"\nshutdown_timeout = \"30s\"");
+    let received = |sluice: &Sluice| metric_sum(&sluice.admin_get("/metrics", None).1, "sluice_received_bytes", &[]) as usize;
+    let mut clients: Vec<RawClient> = (0..4).map(|_| sluice.client()).collect();
+    let mut expected = Vec::new();
+    let mut sent_bytes = 0;
+    for (i, client) in clients.iter_mut().enumerate() {
+        let first = adt(&format!("SD-FIRST-{i}"));
+        assert_eq!(ack_field(&client.send(&first), "MSA", 1), "AA");
+        sent_bytes += first.len() + 3;
+        expected.push(format!("SD-FIRST-{i}"));
+    }
+    // Half of a message on each connection, read by the server (its byte
+    // count shows it) before the signal.
+    let halves: Vec<Vec<u8>> = (0..4).map(|i| [&[0x0B][..], &adt(&format!("SD-INFLIGHT-{i}"))].concat()).collect();
+    for (client, whole) in clients.iter_mut().zip(&halves) {
+        client.write_raw(&whole[..whole.len() / 2]);
+        sent_bytes += whole.len() / 2;
+    }
+    wait_until(Duration::from_secs(10), "the half frames read", || received(&sluice) >= sent_bytes);
+
+    sluice.signal("TERM");
+    wait_until(Duration::from_secs(10), "/readyz to answer 503", || sluice.admin_get("/readyz", None).0 == 503);
+    let mut late = sluice.client();
+    assert_eq!(ack_field(&late.send(&adt("SD-LATE")), "MSA", 1), "AA", "still accepting during pre_shutdown_delay");
+    for (i, (client, whole)) in clients.iter_mut().zip(&halves).enumerate() {
+        client.write_raw(&whole[whole.len() / 2..]);
+        client.write_raw(&[0x1C, 0x0D]);
+        let ack = client.read_frame().expect("the in-flight message is answered before the exit");
+        assert_eq!(ack_field(&ack, "MSA", 1), "AA");
+        assert_eq!(ack_field(&ack, "MSA", 2), format!("SD-INFLIGHT-{i}"));
+        expected.push(format!("SD-INFLIGHT-{i}"));
+        assert!(client.read_frame().is_none(), "closed once its message is answered");
+    }
+    expected.push("SD-LATE".into());
+
+    let status = sluice.terminate_wait();
+    assert!(status.success(), "exit status {status:?}\n{}", sluice.log());
+    let log = sluice.log();
+    assert!(log.contains("still accepting for pre_shutdown_delay") && log.contains("store flushed; stopped"), "{log}");
+    sluice.restart();
+    let mut stored = sluice.outbox("archive");
+    stored.sort();
+    expected.sort();
+    assert_eq!(stored, expected, "every acknowledged message survives the shutdown");
 }

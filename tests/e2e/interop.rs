@@ -13,11 +13,11 @@ use serde_json::Value;
 
 use crate::support::{Sluice, adt};
 
-const INTEROP_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/interop");
+pub const INTEROP_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/interop");
 
 /// The virtualenv's python: made once per test process, and only when the
 /// virtualenv is missing or was made from other requirements.
-fn python() -> &'static Path {
+pub fn python() -> &'static Path {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
     PYTHON.get_or_init(ensure_venv)
 }

@@ -13,3 +13,5 @@ mod interop;
 mod languages;
 mod plugin_check;
 mod plugins;
+mod tls;
+mod operations;

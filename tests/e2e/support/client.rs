@@ -5,17 +5,26 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-pub struct RawClient {
-    pub stream: TcpStream,
+/// MLLP over any byte stream: plain TCP ([`RawClient`]) or TLS.
+pub struct MllpConn<S> {
+    pub stream: S,
     buf: Vec<u8>,
 }
+
+pub type RawClient = MllpConn<TcpStream>;
 
 impl RawClient {
     pub fn connect(addr: SocketAddr) -> RawClient {
         let stream = TcpStream::connect(addr).expect("connect");
         stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         stream.set_nodelay(true).unwrap();
-        RawClient { stream, buf: Vec::new() }
+        MllpConn::new(stream)
+    }
+}
+
+impl<S: Read + Write> MllpConn<S> {
+    pub fn new(stream: S) -> MllpConn<S> {
+        MllpConn { stream, buf: Vec::new() }
     }
 
     pub fn write_raw(&mut self, bytes: &[u8]) {
@@ -40,20 +49,27 @@ impl RawClient {
 
     /// The next frame's payload, or `None` if the server closed the connection.
     pub fn read_frame(&mut self) -> Option<Vec<u8>> {
+        match self.try_read_frame() {
+            Ok(frame) => frame,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => None,
+            Err(e) => panic!("read failed: {e}"),
+        }
+    }
+
+    /// [`MllpConn::read_frame`], with read errors (a TLS alert, say) returned.
+    pub fn try_read_frame(&mut self) -> std::io::Result<Option<Vec<u8>>> {
         loop {
             if let Some(start) = self.buf.iter().position(|&b| b == 0x0B)
                 && let Some(end) = self.buf[start..].windows(2).position(|w| w == [0x1C, 0x0D])
             {
                 let frame = self.buf[start + 1..start + end].to_vec();
                 self.buf.drain(..start + end + 2);
-                return Some(frame);
+                return Ok(Some(frame));
             }
             let mut chunk = [0u8; 8192];
-            match self.stream.read(&mut chunk) {
-                Ok(0) => return None,
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return None,
-                Err(e) => panic!("read failed: {e}"),
+            match self.stream.read(&mut chunk)? {
+                0 => return Ok(None),
+                n => self.buf.extend_from_slice(&chunk[..n]),
             }
         }
     }

@@ -7,6 +7,7 @@ mod client;
 pub mod examples;
 mod http_sink;
 mod mllp_receiver;
+pub mod tls;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
@@ -38,6 +39,8 @@ const STARTUP: Duration = Duration::from_secs(60);
 pub struct Sluice {
     pub dir: tempfile::TempDir,
     pub addr: SocketAddr,
+    /// The TLS listener, as the server announced it (`sluice tls on ADDR`).
+    pub tls_addr: Option<SocketAddr>,
     /// The admin endpoint, as the server announced it (`sluice admin on ADDR`).
     admin: Option<SocketAddr>,
     child: Option<Child>,
@@ -63,7 +66,7 @@ impl Sluice {
     pub fn prepare(config: &str) -> Sluice {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::create_dir_all(dir.path().join("plugins")).unwrap();
-        Sluice { dir, addr: "127.0.0.1:0".parse().unwrap(), admin: None, child: None, extra_config: config.to_string() }
+        Sluice { dir, addr: "127.0.0.1:0".parse().unwrap(), tls_addr: None, admin: None, child: None, extra_config: config.to_string() }
     }
 
     pub fn plugins_dir(&self) -> PathBuf {
@@ -113,6 +116,7 @@ impl Sluice {
             .expect("start sluice");
         let ready = wait_for_ready(&mut child, &self.log_path());
         self.addr = ready.listen;
+        self.tls_addr = ready.tls;
         self.admin = ready.admin;
         self.child = Some(child);
     }
@@ -133,10 +137,21 @@ impl Sluice {
         }
     }
 
+    /// Sends the running server a signal (`HUP`, `USR1`, ...).
+    pub fn signal(&self, name: &str) {
+        signal(self.child.as_ref().expect("running"), name);
+    }
+
     /// SIGTERM, then wait for the process to exit.
     pub fn terminate(&mut self) -> ExitStatus {
         let mut child = self.child.take().expect("running");
         signal(&child, "TERM");
+        wait_with_timeout(&mut child, Duration::from_secs(60))
+    }
+
+    /// Waits for a server already signalled to stop to exit.
+    pub fn terminate_wait(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
         wait_with_timeout(&mut child, Duration::from_secs(60))
     }
 
@@ -161,13 +176,7 @@ impl Sluice {
 
     /// [`Sluice::cli`] with extra environment variables (they override the config file).
     pub fn cli_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
-        let out = Command::new(SLUICE)
-            .args(args)
-            .arg("--config")
-            .arg(self.config_path())
-            .envs(env.iter().copied())
-            .output()
-            .unwrap();
+        let out = Command::new(SLUICE).args(args).arg("--config").arg(self.config_path()).envs(env.iter().copied()).output().unwrap();
         (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
     }
 
@@ -255,6 +264,7 @@ impl Drop for Sluice {
 /// What the server announced on stdout.
 struct Ready {
     listen: SocketAddr,
+    tls: Option<SocketAddr>,
     admin: Option<SocketAddr>,
 }
 
@@ -265,13 +275,16 @@ fn wait_for_ready(child: &mut Child, log: &Path) -> Ready {
     std::thread::spawn(move || {
         let mut reader = BufReader::new(stdout);
         let mut line = String::new();
-        let mut admin = None;
+        let (mut admin, mut tls) = (None, None);
         while reader.read_line(&mut line).unwrap_or(0) > 0 {
             if let Some(addr) = line.trim().strip_prefix("sluice admin on ") {
                 admin = addr.parse::<SocketAddr>().ok();
             }
+            if let Some(addr) = line.trim().strip_prefix("sluice tls on ") {
+                tls = addr.parse::<SocketAddr>().ok();
+            }
             if let Some(addr) = line.trim().strip_prefix("sluice listening on ") {
-                let _ = tx.send(Ready { listen: addr.parse::<SocketAddr>().unwrap(), admin });
+                let _ = tx.send(Ready { listen: addr.parse::<SocketAddr>().unwrap(), tls, admin });
                 break;
             }
             line.clear();

@@ -8,7 +8,8 @@
 //!     that plugin configuration, loaded by `sluice send`;
 //! (c) plugins in Python and JavaScript (`examples/`) next to the same logic
 //!     in Rust: size, compile time with and without the cache, per-message
-//!     cost and memory, and durable throughput.
+//!     cost and memory, and durable throughput; and the ACKs of one
+//!     connection while the Python plugin compiles cold.
 //!
 //! `BENCH_SECONDS` sets the measuring time per load run (default 10; 0 skips
 //! the load runs).
@@ -117,18 +118,21 @@ fn main() -> anyhow::Result<()> {
     println!("| instantiation alone | {:.1} µs |", micros(fresh) - micros(kept));
     println!("| pooling allocator | {} |\n", catalog.engine().pooled);
 
-    languages(scratch.path(), seconds, &runtime)?;
-
-    if seconds == 0 {
-        return Ok(());
+    if seconds > 0 {
+        durable_throughput(scratch.path(), seconds, &runtime)?;
     }
+    languages(scratch.path(), seconds, &runtime)
+}
+
+/// Section (b).
+fn durable_throughput(scratch: &Path, seconds: u64, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     println!("## Durable throughput, real binary ({seconds} s per run)\n");
     println!("| connections | message | no plugins msg/s (p50) | fresh instances msg/s (p50) | ratio | kept instances msg/s (p50) | ratio |\n|---|---|---|---|---|---|---|");
     let kept_config = format!("{WITH_PLUGINS}{KEEP_STATE}");
     for (connections, size) in [(1usize, 1024usize), (8, 1024), (8, 100 * 1024)] {
-        let without = load(scratch.path(), "load-bare", WITHOUT_PLUGINS, &[], connections, size, seconds, &runtime)?;
-        let fresh = load(scratch.path(), "load-full", WITH_PLUGINS, &[], connections, size, seconds, &runtime)?;
-        let kept = load(scratch.path(), "load-kept", &kept_config, &[], connections, size, seconds, &runtime)?;
+        let without = load(scratch, "load-bare", WITHOUT_PLUGINS, &[], connections, size, seconds, runtime)?;
+        let fresh = load(scratch, "load-full", WITH_PLUGINS, &[], connections, size, seconds, runtime)?;
+        let kept = load(scratch, "load-kept", &kept_config, &[], connections, size, seconds, runtime)?;
         println!(
             "| {connections} | {} KB | {:.0} ({} µs) | {:.0} ({} µs) | {:.2} | {:.0} ({} µs) | {:.2} |",
             size / 1024,
@@ -182,24 +186,57 @@ fn load(
     seconds: u64,
     runtime: &tokio::runtime::Runtime,
 ) -> anyhow::Result<sluice::send::LoadReport> {
-    let run = format!("{name}-{connections}-{size}");
-    config_for(scratch, &run, body)?;
-    let plugins_dir = scratch.join(format!("{run}-plugins"));
-    std::fs::create_dir_all(&plugins_dir)?;
-    for (plugin, wasm) in plugins {
-        std::fs::copy(wasm, plugins_dir.join(format!("{plugin}.wasm")))?;
+    let server = Server::start(scratch, &format!("{name}-{connections}-{size}"), body, plugins)?;
+    server.load(connections, size, seconds, runtime, |_| Ok(()))
+}
+
+/// A `sluice serve` of the benchmark's own, killed when dropped.
+struct Server {
+    child: std::process::Child,
+    addr: String,
+    plugins_dir: PathBuf,
+}
+
+impl Server {
+    fn start(scratch: &Path, run: &str, body: &str, plugins: &[(&str, &Path)]) -> anyhow::Result<Server> {
+        config_for(scratch, run, body)?;
+        let plugins_dir = scratch.join(format!("{run}-plugins"));
+        std::fs::create_dir_all(&plugins_dir)?;
+        for (plugin, wasm) in plugins {
+            std::fs::copy(wasm, plugins_dir.join(format!("{plugin}.wasm")))?;
+        }
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sluice")).args(["serve", "--config"]).arg(scratch.join(format!("{run}.toml"))).stdout(Stdio::piped()).spawn()?;
+        let mut ready = String::new();
+        BufReader::new(child.stdout.take().expect("piped")).read_line(&mut ready)?;
+        let addr = ready.trim().strip_prefix("sluice listening on ").ok_or_else(|| anyhow::anyhow!("unexpected: {ready}"))?.to_string();
+        Ok(Server { child, addr, plugins_dir })
     }
-    let mut server = Command::new(env!("CARGO_BIN_EXE_sluice")).args(["serve", "--config"]).arg(scratch.join(format!("{run}.toml"))).stdout(Stdio::piped()).spawn()?;
-    let mut ready = String::new();
-    BufReader::new(server.stdout.take().expect("piped")).read_line(&mut ready)?;
-    let addr = ready.trim().strip_prefix("sluice listening on ").ok_or_else(|| anyhow::anyhow!("unexpected: {ready}"))?.to_string();
-    let options = |duration| LoadOptions { to: addr.clone(), connections, count: None, duration: Some(duration), size, timeout: Duration::from_secs(30) };
-    runtime.block_on(run_load(options(Duration::from_secs(1))))?; // warm-up
-    let report = runtime.block_on(run_load(options(Duration::from_secs(seconds))))?;
-    server.kill()?;
-    server.wait()?;
-    anyhow::ensure!(report.errors == 0 && report.not_accepted == 0, "load run had failures: {report:?}");
-    Ok(report)
+
+    /// A warm-up second, then `seconds` of load; `during` runs as the
+    /// measured load starts.
+    fn load(
+        &self,
+        connections: usize,
+        size: usize,
+        seconds: u64,
+        runtime: &tokio::runtime::Runtime,
+        during: impl FnOnce(&Server) -> anyhow::Result<()>,
+    ) -> anyhow::Result<sluice::send::LoadReport> {
+        let options = |duration| LoadOptions { to: self.addr.clone(), connections, count: None, duration: Some(duration), size, timeout: Duration::from_secs(30), tls: None };
+        runtime.block_on(run_load(options(Duration::from_secs(1))))?; // warm-up
+        let measured = runtime.spawn(run_load(options(Duration::from_secs(seconds))));
+        during(self)?;
+        let report = runtime.block_on(measured)??;
+        anyhow::ensure!(report.errors == 0 && report.not_accepted == 0, "load run had failures: {report:?}");
+        Ok(report)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// One plugin of section (c): its language, its file, and how it is used.
@@ -262,17 +299,44 @@ fn languages(scratch: &Path, seconds: u64, runtime: &tokio::runtime::Runtime) ->
         return Ok(());
     }
     println!("\n### Durable throughput with each, real binary ({seconds} s per run, 1 KB ADT^A01)\n");
-    println!("| connections | no plugin msg/s (p50) | `patient-id` Python | `patient-id` Rust | `message-types` JavaScript | `match` Rust |\n|---|---|---|---|---|---|");
+    println!("Each cell: msg/s (p50 ACK latency), ratio to no plugin. `kept`: the same plugin with `keep_state = true`.\n");
+    println!("| connections | no plugin | `patient-id` Python | Python, kept | `patient-id` Rust | `message-types` JavaScript | JavaScript, kept | `match` Rust |\n|---|---|---|---|---|---|---|---|");
     // Every server shares the cache filled above: none compiles at start.
     let shared = format!("plugin_cache_dir = {cache:?}\n");
     for connections in [1usize, 8] {
         let mut cells = Vec::new();
         let bare = load(scratch, "lang-none", &format!("{shared}[connectors.adt]\n"), &[], connections, 1024, seconds, runtime)?;
         for (i, c) in contenders.iter().enumerate() {
-            let report = load(scratch, &format!("lang-{i}"), &format!("{shared}{}", c.config), &[(c.name, &c.wasm)], connections, 1024, seconds, runtime)?;
-            cells.push(format!("{:.0} ({} µs), {:.2}", report.per_second, report.latency_us.p50, report.per_second / bare.per_second));
+            // The interpreted ones again with one kept instance.
+            let kept = (c.language != "Rust").then(|| format!("[plugins.{}]\nkeep_state = true\n", c.name));
+            for (j, extra) in [Some(String::new()), kept].into_iter().flatten().enumerate() {
+                let config = format!("{shared}{}{extra}", c.config);
+                let report = load(scratch, &format!("lang-{i}-{j}"), &config, &[(c.name, &c.wasm)], connections, 1024, seconds, runtime)?;
+                cells.push(format!("{:.0} ({} µs), {:.2}", report.per_second, report.latency_us.p50, report.per_second / bare.per_second));
+            }
         }
         println!("| {connections} | {:.0} ({} µs) | {} |", bare.per_second, bare.latency_us.p50, cells.join(" | "));
+    }
+    compile_under_load(scratch, &contenders[0].wasm, seconds, runtime)
+}
+
+/// ACKs on one connection while nothing compiles, then while the Python
+/// plugin, dropped into the folder as the load starts, compiles cold.
+fn compile_under_load(scratch: &Path, python: &Path, seconds: u64, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
+    println!("\n### ACKs while a large plugin compiles (1 connection, {seconds} s, no plugin in the message path)\n");
+    println!("| while | msg/s | p50 | p99 | max |\n|---|---|---|---|---|");
+    let body = "[connectors.adt]\n";
+    let quiet = Server::start(scratch, "compile-quiet", body, &[])?.load(1, 1024, seconds, runtime, |_| Ok(()))?;
+    // Its own empty cache: the compile is cold.
+    let cold = format!("plugin_cache_dir = {:?}\n{body}", scratch.join("compile-cold-cache"));
+    let server = Server::start(scratch, "compile-busy", &cold, &[])?;
+    let busy = server.load(1, 1024, seconds, runtime, |server| {
+        std::thread::sleep(Duration::from_millis(200));
+        std::fs::copy(python, server.plugins_dir.join("new-plugin.wasm"))?;
+        Ok(())
+    })?;
+    for (what, r) in [("nothing compiles", &quiet), ("the Python plugin compiles cold (hot reload)", &busy)] {
+        println!("| {what} | {:.0} | {} µs | {} µs | {} µs |", r.per_second, r.latency_us.p50, r.latency_us.p99, r.latency_us.max);
     }
     Ok(())
 }

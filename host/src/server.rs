@@ -8,8 +8,8 @@
 //! SIGUSR1 cycles the log level.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -22,7 +22,7 @@ use crate::mllp::{ConnectionLimits, Listener};
 use crate::outbox::{Store, StoreOptions};
 use crate::pipeline::{Pipeline, Rules};
 use crate::plugin::Catalog;
-use crate::tls::ServerTls;
+use crate::tls::{OutboundTlsSet, ServerTls};
 
 /// The addresses `sluice serve` is reachable at.
 #[derive(Debug, Clone, Copy)]
@@ -46,7 +46,8 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_ready: impl FnO
     let metrics = Arc::new(Metrics::default());
     // Before anything slow (the store, plugin compiles): an early SIGHUP
     // must not take the default action, which ends the process.
-    let reloads = reload_on_signals(server_tls.clone(), metrics.clone(), shutdown.child_token())?;
+    let outbound_tls = Arc::new(OnceLock::new());
+    let reloads = reload_on_signals(server_tls.clone(), outbound_tls.clone(), metrics.clone(), shutdown.child_token())?;
     let connectors: Vec<Arc<str>> = config.connectors.keys().map(|name| Arc::from(name.as_str())).collect();
     let store = Store::open(&config.data_dir, StoreOptions { dedupe_window: config.dedupe_window }, &connectors)?;
     let config = Arc::new(config);
@@ -54,6 +55,7 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_ready: impl FnO
         let config = config.clone();
         Arc::new(tokio::task::spawn_blocking(move || Catalog::open(config)).await??)
     };
+    let _ = outbound_tls.set(catalog.engine().outbound_tls.clone());
     let watcher = crate::plugin::watch(catalog.clone(), shutdown.child_token())?;
     let rules = Rules::from_config(&config);
     let pipeline = Arc::new(Pipeline::new(config.charset_policy(), connectors, store.handle(), metrics.clone()).with_plugins(rules, catalog.clone()));
@@ -133,17 +135,23 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_ready: impl FnO
     Ok(())
 }
 
-/// SIGHUP reloads the listener's certificate, key and client CA (a bad new
-/// file is refused and logged; the old ones keep serving); SIGUSR1 moves
-/// the log level one step along its cycle.
-fn reload_on_signals(server_tls: Option<Arc<ServerTls>>, metrics: Arc<Metrics>, stop: CancellationToken) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+/// SIGHUP reloads the listener's certificate, key and client CA, and the
+/// outbound destinations' (once the plugin engine holds them); a bad new
+/// file is refused and logged, the old ones keep serving. SIGUSR1 moves the
+/// log level one step along its cycle.
+fn reload_on_signals(
+    server_tls: Option<Arc<ServerTls>>,
+    outbound_tls: Arc<OnceLock<OutboundTlsSet>>,
+    metrics: Arc<Metrics>,
+    stop: CancellationToken,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hangup = signal(SignalKind::hangup())?;
     let mut user1 = signal(SignalKind::user_defined1())?;
     Ok(tokio::spawn(async move {
         loop {
             tokio::select! {
-                _ = hangup.recv() => reload_tls(server_tls.as_deref(), &metrics),
+                _ = hangup.recv() => reload_tls(server_tls.as_deref(), outbound_tls.get(), &metrics),
                 _ = user1.recv() => match crate::logging::cycle_level() {
                     Some(level) => tracing::warn!(%level, "SIGUSR1: log level changed"),
                     None => tracing::warn!("SIGUSR1: the log level cannot change in this process"),
@@ -154,17 +162,27 @@ fn reload_on_signals(server_tls: Option<Arc<ServerTls>>, metrics: Arc<Metrics>, 
     }))
 }
 
-fn reload_tls(server_tls: Option<&ServerTls>, metrics: &Metrics) {
-    let Some(server_tls) = server_tls else {
-        tracing::info!("SIGHUP: no TLS listener; nothing to reload");
-        return;
-    };
-    match server_tls.reload() {
-        Ok(()) => tracing::info!("SIGHUP: TLS certificate, key and client CA reloaded; new connections use them"),
-        Err(err) => {
-            metrics.tls_reload_failures.inc();
-            tracing::error!(error = %err, "SIGHUP: TLS reload refused; the previous certificate keeps serving");
+fn reload_tls(server_tls: Option<&ServerTls>, outbound_tls: Option<&OutboundTlsSet>, metrics: &Metrics) {
+    if let Some(server_tls) = server_tls {
+        match server_tls.reload() {
+            Ok(()) => tracing::info!("SIGHUP: TLS certificate, key and client CA reloaded; new connections use them"),
+            Err(err) => {
+                metrics.tls_reload_failures.inc();
+                tracing::error!(error = %err, "SIGHUP: TLS reload refused; the previous certificate keeps serving");
+            }
         }
+    }
+    if let Some(outbound) = outbound_tls.filter(|set| !set.is_empty()) {
+        match outbound.reload() {
+            Ok(()) => tracing::info!("SIGHUP: outbound TLS files reloaded; new connections use them"),
+            Err(err) => {
+                metrics.tls_reload_failures.inc();
+                tracing::error!(error = %format!("{err:#}"), "SIGHUP: outbound TLS reload refused; the previous files keep serving");
+            }
+        }
+    }
+    if server_tls.is_none() && outbound_tls.is_none_or(OutboundTlsSet::is_empty) {
+        tracing::info!("SIGHUP: no TLS configured; nothing to reload");
     }
 }
 

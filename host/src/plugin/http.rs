@@ -117,7 +117,7 @@ impl WasiHttpHooks for HttpGate {
         if let Some((host, port)) = https_destination(uri)
             && let Some(tls) = self.tls.for_host(&host, port)
         {
-            let sending = super::https::send(tls.clone(), host, port, request, with_default_timeouts(options));
+            let sending = super::https::send(tls, host, port, request, with_default_timeouts(options));
             return Box::new(async move { sending.await.map(|(response, done)| (response, done as Box<dyn Future<Output = _> + Send>)) });
         }
         // The crate's own sender, as its default hooks would call it.

@@ -134,8 +134,8 @@ impl MllpPool {
         };
         // Out of the pool until the exchange is clean (see the module doc).
         let conn = pooled.take();
-        let tls = self.tls.get(&dest).map(|tls| &**tls);
-        match timeout_at(deadline, exchange(conn, &dest, tls, message, control_id, deadline)).await {
+        let tls = self.tls.get(&dest);
+        match timeout_at(deadline, exchange(conn, &dest, tls.as_deref(), message, control_id, deadline)).await {
             Ok(Ok((conn, ack))) => {
                 *pooled = conn;
                 Ok(ack)

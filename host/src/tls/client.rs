@@ -3,7 +3,7 @@
 //! certificate, and the name to verify.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, RootCertStore};
@@ -77,31 +77,50 @@ fn system_roots() -> Result<RootCertStore, TlsError> {
     Ok(roots)
 }
 
-/// Every configured outbound destination's TLS, by destination.
+/// Every configured outbound destination's TLS, by destination; reread on
+/// SIGHUP (connections already open keep their session).
 #[derive(Default, Clone)]
 pub struct OutboundTlsSet {
-    by_destination: Arc<HashMap<Destination, Arc<ClientTls>>>,
+    current: Arc<RwLock<Arc<ByDestination>>>,
+    config: Arc<OutboundTls>,
 }
+
+type ByDestination = HashMap<Destination, Arc<ClientTls>>;
 
 impl OutboundTlsSet {
     /// Reads every `[outbound_tls."host:port"]` table's files; the error names the table.
     pub fn from_config(config: &OutboundTls) -> anyhow::Result<OutboundTlsSet> {
-        let mut by_destination = HashMap::new();
-        for (key, settings) in config {
-            let dest =
-                Destination::parse(key).ok_or_else(|| anyhow::anyhow!("configuration key `outbound_tls.\"{key}\"`: not a destination like host:port"))?;
-            let tls = ClientTls::new(dest.host(), settings).map_err(|err| anyhow::anyhow!("configuration key `outbound_tls.\"{key}\"`: {err}"))?;
-            by_destination.insert(dest, Arc::new(tls));
-        }
-        Ok(OutboundTlsSet { by_destination: Arc::new(by_destination) })
+        let by_destination = read_all(config)?;
+        Ok(OutboundTlsSet { current: Arc::new(RwLock::new(Arc::new(by_destination))), config: Arc::new(config.clone()) })
     }
 
-    pub fn get(&self, dest: &Destination) -> Option<&Arc<ClientTls>> {
-        self.by_destination.get(dest)
+    /// Reads the files again; on failure nothing changes.
+    pub fn reload(&self) -> anyhow::Result<()> {
+        let fresh = Arc::new(read_all(&self.config)?);
+        *self.current.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = fresh;
+        Ok(())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.config.is_empty()
+    }
+
+    pub fn get(&self, dest: &Destination) -> Option<Arc<ClientTls>> {
+        self.current.read().unwrap_or_else(|poisoned| poisoned.into_inner()).get(dest).cloned()
     }
 
     /// The TLS for `host` and `port`, host compared without case.
-    pub fn for_host(&self, host: &str, port: u16) -> Option<&Arc<ClientTls>> {
-        self.by_destination.get(&Destination::new(host, port))
+    pub fn for_host(&self, host: &str, port: u16) -> Option<Arc<ClientTls>> {
+        self.get(&Destination::new(host, port))
     }
+}
+
+fn read_all(config: &OutboundTls) -> anyhow::Result<ByDestination> {
+    let mut by_destination = HashMap::new();
+    for (key, settings) in config {
+        let dest = Destination::parse(key).ok_or_else(|| anyhow::anyhow!("configuration key `outbound_tls.\"{key}\"`: not a destination like host:port"))?;
+        let tls = ClientTls::new(dest.host(), settings).map_err(|err| anyhow::anyhow!("configuration key `outbound_tls.\"{key}\"`: {err}"))?;
+        by_destination.insert(dest, Arc::new(tls));
+    }
+    Ok(by_destination)
 }

@@ -38,3 +38,6 @@ fn versions(min: TlsVersion) -> &'static [&'static rustls::SupportedProtocolVers
         TlsVersion::Tls13 => &FROM_1_3,
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -322,7 +322,7 @@ impl Config {
             figment = figment.merge(Toml::file_exact(file));
         }
         let config: Config = figment
-            .merge(Env::prefixed("SLUICE_").split("__"))
+            .merge(Env::prefixed("SLUICE_").filter(|key| !is_service_link(&key.as_str().to_ascii_lowercase())).split("__"))
             .merge(Serialized::defaults(overrides))
             .extract()
             .map_err(|err| ConfigError::Figment(Box::new(err)))?;
@@ -453,6 +453,33 @@ impl Config {
     pub fn connector_names(&self) -> Vec<String> {
         self.connectors.keys().cloned().collect()
     }
+}
+
+/// Whether an environment key (after `SLUICE_`, lowercase) is one of the
+/// variables Kubernetes injects for a Service named `sluice…`
+/// (`SLUICE_SERVICE_HOST`, `SLUICE_PORT_2575_TCP_ADDR`, ...): not ours, so
+/// not refused as an unknown key. No configuration key has these shapes.
+fn is_service_link(key: &str) -> bool {
+    if key.contains("__") {
+        return false;
+    }
+    let words: Vec<&str> = key.split('_').collect();
+    let is_port = |w: &str| !w.is_empty() && w.bytes().all(|b| b.is_ascii_digit());
+    // [NAME_]SERVICE_HOST, [NAME_]SERVICE_PORT[_PORTNAME]
+    if let Some(at) = words.iter().position(|w| *w == "service")
+        && matches!(words.get(at + 1), Some(&"host") | Some(&"port"))
+        && (words[at + 1] == "port" || words.len() == at + 2)
+    {
+        return true;
+    }
+    // [NAME_]PORT, [NAME_]PORT_<n>_<proto>[_PROTO|_PORT|_ADDR]
+    let is_proto = |w: &str| matches!(w, "tcp" | "udp" | "sctp");
+    (0..words.len()).filter(|&at| words[at] == "port").any(|at| match &words[at + 1..] {
+        [] => true,
+        [n, proto] => is_port(n) && is_proto(proto),
+        [n, proto, part] => is_port(n) && is_proto(proto) && matches!(*part, "proto" | "port" | "addr"),
+        _ => false,
+    })
 }
 
 /// Names of connectors and plugins: letters, digits, `-`, `_`, `.`; at most 64.

@@ -106,6 +106,30 @@ fn environment_typos_are_refused_too() {
 }
 
 #[test]
+fn kubernetes_service_variables_are_not_configuration() {
+    Jail::expect_with(|jail| {
+        for (key, value) in [
+            ("SLUICE_SERVICE_HOST", "10.0.0.7"),
+            ("SLUICE_SERVICE_PORT", "2575"),
+            ("SLUICE_SERVICE_PORT_MLLP_TLS", "2576"),
+            ("SLUICE_PORT", "tcp://10.0.0.7:2575"),
+            ("SLUICE_PORT_2575_TCP", "tcp://10.0.0.7:2575"),
+            ("SLUICE_PORT_2575_TCP_ADDR", "10.0.0.7"),
+            ("SLUICE_ADMIN_SERVICE_HOST", "10.0.0.8"),
+            ("SLUICE_ADMIN_PORT_2580_TCP_PORT", "2580"),
+        ] {
+            jail.set_env(key, value);
+        }
+        jail.set_env("SLUICE_ADMIN__TOKEN", "t0ken");
+        let config = load(&[], &Overrides::default()).unwrap();
+        assert_eq!(config.admin.token.as_deref(), Some("t0ken"), "real keys still apply");
+        jail.set_env("SLUICE_PORTS", "1");
+        assert!(load(&[], &Overrides::default()).unwrap_err().contains("ports"), "anything else is still refused");
+        Ok(())
+    });
+}
+
+#[test]
 fn reads_validators_routes_and_plugin_policies() {
     Jail::expect_with(|jail| {
         jail.create_file(

@@ -109,8 +109,8 @@ pub async fn run(config: Config, shutdown: CancellationToken, on_ready: impl FnO
     for listener in [plain, tls].into_iter().flatten() {
         listening.spawn(listener.run(pipeline.clone(), metrics.clone(), tasks.clone(), stop_accepting.clone(), force_close.clone()));
     }
+    // The admin endpoint turns /readyz to 503 on this same signal.
     shutdown.cancelled().await;
-    ready.store(false, Ordering::SeqCst);
     if !config.pre_shutdown_delay.is_zero() {
         tracing::info!(delay = ?config.pre_shutdown_delay, "shutting down: not ready; still accepting for pre_shutdown_delay");
         tokio::time::sleep(config.pre_shutdown_delay).await;

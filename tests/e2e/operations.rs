@@ -27,21 +27,28 @@ fn sigusr1_cycles_the_log_level_and_back() {
     assert_eq!(sluice.log().matches("connection accepted").count(), lines_before, "debug is off again");
 }
 
-/// A validator's reason quotes a patient's name: the sender's AR carries
-/// it, the log only its length, unless `log_phi = true`.
+/// A validator's reason quotes a patient's name, and a panicking plugin's
+/// stderr may quote anything: the sender's AR/AE carries them, the log
+/// only their length, unless `log_phi = true`.
 #[test]
 fn patient_data_stays_out_of_the_log_unless_log_phi() {
-    let reject = "[[validate]]\nplugin = \"misbehave\"\nconfig = { mode = \"reject\", text = \"PID-5 DOE JANE does not match\" }\n";
+    let validators = "[[validate]]\nplugin = \"misbehave\"\nconfig = { mode = \"trap\", when = \"TRAP\" }\n\
+                      [[validate]]\nplugin = \"misbehave\"\nconfig = { mode = \"reject\", text = \"PID-5 DOE JANE does not match\" }\n";
     for (log_phi, shown) in [(false, false), (true, true)] {
-        let mut sluice = Sluice::prepare(&format!("log_phi = {log_phi}\n{reject}[connectors.archive]\n"));
+        let mut sluice = Sluice::prepare(&format!("log_phi = {log_phi}\n{validators}[connectors.archive]\n"));
         sluice.install_plugin("misbehave", Path::new(wasm::MISBEHAVE));
         sluice.launch();
-        let ack = sluice.client().send(&adt("PHI-1"));
+        let mut client = sluice.client();
+        let ack = client.send(&adt("PHI-1"));
         assert_eq!(ack_field(&ack, "MSA", 1), "AR");
         assert!(String::from_utf8_lossy(&ack).contains("DOE JANE"), "the sender is told why");
-        wait_until(Duration::from_secs(10), "the rejection logged", || sluice.log().contains("message not accepted"));
+        let ack = client.send(&adt("TRAP-1"));
+        assert_eq!(ack_field(&ack, "MSA", 1), "AE");
+        assert!(String::from_utf8_lossy(&ack).contains("trap on purpose"), "the sender gets the panic message");
+        wait_until(Duration::from_secs(10), "both logged", || sluice.log().contains("message not accepted") && sluice.log().contains("trapped"));
         let log = sluice.log();
         assert_eq!(log.contains("DOE JANE"), shown, "log_phi = {log_phi}:\n{log}");
+        assert_eq!(log.contains("trap on purpose"), shown, "log_phi = {log_phi}:\n{log}");
         if !log_phi {
             assert!(log.contains("bytes withheld; log_phi = false"), "{log}");
         }

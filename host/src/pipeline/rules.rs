@@ -6,11 +6,11 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::lossy;
 use crate::ack::{ErrorCode, Issue, Outcome};
 use crate::config::{Config, Settings};
 use crate::hl7::Message;
 use crate::metrics::Metrics;
-use super::lossy;
 use crate::plugin::{MessageScope, PluginFailure, PluginIssue, PluginSet, Verdict};
 
 /// One use of a plugin with its settings, serialised once as JSON.
@@ -109,7 +109,7 @@ impl Step {
 /// whose text names the plugin and the cause.
 /// `connector` is the connector a router was deciding for.
 fn failed(failure: PluginFailure, message: &Message, connector: Option<&str>) -> Outcome {
-    tracing::warn!(control_id = %lossy(&message.header().control_id), connector, "{failure}");
+    tracing::warn!(control_id = %lossy(&message.header().control_id), connector, "{}", failure.for_log());
     Outcome::Errored(Issue::new(ErrorCode::APPLICATION_INTERNAL_ERROR, failure.to_string()))
 }
 

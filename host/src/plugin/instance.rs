@@ -55,7 +55,7 @@ pub enum Answer {
 
 impl Live {
     pub async fn start(engine: &PluginEngine, name: &Arc<str>, pre: &Pre, policy: &PluginPolicy) -> Result<Live, PluginFailure> {
-        let wasi = wasi_grants(policy).map_err(|err| PluginFailure::Trap { plugin: name.to_string(), detail: format!("{err:#}") })?;
+        let wasi = wasi_grants(policy).map_err(|err| PluginFailure::Trap { plugin: name.to_string(), detail: format!("{err:#}"), said: String::new() })?;
         let state = PluginState::new(name.clone(), Arc::from("{}"), wasi, MemoryLimiter::new(policy.memory_limit.0 as usize), net_grants(engine, policy));
         let mut store = Store::new(&engine.engine, state);
         store.limiter(|state| state.limiter());

@@ -151,6 +151,6 @@ impl Plugin {
     }
 
     fn wrong_world(&self) -> PluginFailure {
-        PluginFailure::Trap { plugin: self.name.to_string(), detail: format!("a {} plugin cannot answer this call", self.world) }
+        PluginFailure::Trap { plugin: self.name.to_string(), detail: format!("a {} plugin cannot answer this call", self.world), said: String::new() }
     }
 }

@@ -9,6 +9,7 @@ mod config;
 mod delivery;
 mod durability;
 mod ingest;
+mod interfaces;
 mod interop;
 mod languages;
 mod plugin_check;

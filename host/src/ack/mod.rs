@@ -7,7 +7,7 @@ mod mode;
 
 pub use builder::{AckStamp, build_ack, build_ack_without_header};
 pub use issue::{ErrorCode, Issue};
-pub use mode::{AckCode, AckMode, Outcome};
+pub use mode::{AcceptCondition, AckCode, AckMode, Outcome};
 
 #[cfg(test)]
 mod tests;

@@ -1,5 +1,6 @@
 //! The JSON API the CLI uses: outbox depths and entries, dead letters
-//! (list, show, replay, purge) and the plugin catalog. Store calls block on
+//! (list, show, replay, purge), the plugin catalog, the interfaces and the
+//! messages they refused. Store calls block on
 //! RocksDB, so they run on the blocking pool, never on the runtime threads.
 
 use axum::Json;
@@ -10,7 +11,8 @@ use serde_json::{Value, json};
 
 use super::AdminState;
 use super::error::ApiError;
-use crate::outbox::{DeadLetter, Queued, Queues, Selection, StoreError};
+use crate::interface::InterfaceStatus;
+use crate::outbox::{DeadLetter, Queued, Queues, RejectedEntry, RejectedRecord, Selection, StoreError};
 use crate::plugin::PluginStatus;
 
 /// Entries listed when the request gives no `limit`.
@@ -48,7 +50,11 @@ pub async fn outbox_depths(State(state): State<AdminState>) -> Json<Value> {
 }
 
 /// `GET /api/outbox/{connector}?limit=N`
-pub async fn outbox(State(state): State<AdminState>, Path(connector): Path<String>, page: Result<Query<Page>, QueryRejection>) -> Result<Json<Vec<Queued>>, ApiError> {
+pub async fn outbox(
+    State(state): State<AdminState>,
+    Path(connector): Path<String>,
+    page: Result<Query<Page>, QueryRejection>,
+) -> Result<Json<Vec<Queued>>, ApiError> {
     let limit = page_of(page)?.limit.unwrap_or(DEFAULT_LIMIT);
     known(&state, &connector)?;
     let queues = state.queues.clone();
@@ -57,7 +63,11 @@ pub async fn outbox(State(state): State<AdminState>, Path(connector): Path<Strin
 }
 
 /// `GET /api/dlq/{connector}?after=ID&limit=N`
-pub async fn dead_letters(State(state): State<AdminState>, Path(connector): Path<String>, page: Result<Query<Page>, QueryRejection>) -> Result<Json<Vec<DeadLetter>>, ApiError> {
+pub async fn dead_letters(
+    State(state): State<AdminState>,
+    Path(connector): Path<String>,
+    page: Result<Query<Page>, QueryRejection>,
+) -> Result<Json<Vec<DeadLetter>>, ApiError> {
     let page = page_of(page)?;
     known(&state, &connector)?;
     let queues = state.queues.clone();
@@ -116,6 +126,52 @@ async fn act_on_dead_letters(
 /// `GET /api/plugins`: what `sluice plugins list` shows.
 pub async fn plugins(State(state): State<AdminState>) -> Json<Vec<PluginStatus>> {
     Json(state.catalog.statuses())
+}
+
+/// `GET /api/interfaces`: what `sluice interfaces list` shows.
+pub async fn interfaces(State(state): State<AdminState>) -> Json<Vec<InterfaceStatus>> {
+    match &state.interfaces {
+        Some(interfaces) => Json(interfaces.status().await),
+        None => Json(Vec::new()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RejectedQuery {
+    interface: Option<String>,
+    limit: Option<usize>,
+    /// List entries with a smaller ID only (the last ID of the previous page).
+    before: Option<u64>,
+}
+
+/// `GET /api/rejected?interface=&limit=&before=`: refused messages, newest first.
+pub async fn rejected(State(state): State<AdminState>, query: Result<Query<RejectedQuery>, QueryRejection>) -> Result<Json<Vec<RejectedEntry>>, ApiError> {
+    let Query(query) = query.map_err(|err| ApiError::BadRequest(format!("bad query: {} (expected interface=NAME, limit=N, before=ID)", err.body_text())))?;
+    let rejected = state.rejected.clone().ok_or_else(|| ApiError::NotFound("no rejected store".into()))?;
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+    let entries = blocking("listing rejected messages".into(), move || rejected.list(query.interface.as_deref(), query.before, limit)).await?;
+    Ok(Json(entries))
+}
+
+/// One refused message with its wire form.
+#[derive(Debug, Serialize)]
+pub struct ShownRejected {
+    id: u64,
+    #[serde(flatten)]
+    record: RejectedRecord,
+    /// The bytes as received (invalid UTF-8 replaced).
+    raw: String,
+}
+
+/// `GET /api/rejected/{id}`
+pub async fn rejected_one(State(state): State<AdminState>, id: Result<Path<u64>, PathRejection>) -> Result<Json<ShownRejected>, ApiError> {
+    let Path(id) = id.map_err(|err| ApiError::BadRequest(format!("bad ID: {}", err.body_text())))?;
+    let rejected = state.rejected.clone().ok_or_else(|| ApiError::NotFound("no rejected store".into()))?;
+    match blocking(format!("reading rejected message {id}"), move || rejected.get(id)).await? {
+        Some((record, raw)) => Ok(Json(ShownRejected { id, record, raw: String::from_utf8_lossy(&raw).into_owned() })),
+        None => Err(ApiError::NotFound(format!("no rejected message {id}"))),
+    }
 }
 
 fn known(state: &AdminState, connector: &str) -> Result<(), ApiError> {

@@ -21,8 +21,9 @@ use axum::routing::{get, post};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::AdminConfig;
+use crate::interface::Interfaces;
 use crate::metrics::Metrics;
-use crate::outbox::Queues;
+use crate::outbox::{Queues, Rejected};
 use crate::plugin::Catalog;
 
 pub use addr_file::{ADDR_FILE, AddrFile, read as read_addr_file};
@@ -37,6 +38,10 @@ pub struct AdminState {
     pub catalog: Arc<Catalog>,
     /// Set by the server once the MLLP listener accepts; cleared when it drains.
     pub ready: Arc<AtomicBool>,
+    /// The running interfaces (`None` in tests without listeners).
+    pub interfaces: Option<Arc<Interfaces>>,
+    /// Messages the interfaces refused (`None` in tests without them).
+    pub rejected: Option<Rejected>,
 }
 
 /// A bound, not yet serving, admin listener.
@@ -49,7 +54,8 @@ pub struct AdminServer {
 /// Binds `admin.listen`; `None` when it is `off`.
 pub fn bind(config: &AdminConfig) -> anyhow::Result<Option<AdminServer>> {
     let Some(addr) = config.listen_addr() else { return Ok(None) };
-    let addr = addr.map_err(|err| anyhow::anyhow!("configuration key `admin.listen`: `{}` is not an address like 127.0.0.1:2580, or `off` ({err})", config.listen))?;
+    let addr =
+        addr.map_err(|err| anyhow::anyhow!("configuration key `admin.listen`: `{}` is not an address like 127.0.0.1:2580, or `off` ({err})", config.listen))?;
     let listener = std::net::TcpListener::bind(addr).with_context(|| format!("configuration key `admin.listen`: cannot listen on {addr}"))?;
     // Accepted through tokio, which needs a non-blocking socket.
     listener.set_nonblocking(true).context("admin listener")?;
@@ -83,6 +89,9 @@ pub fn router(state: AdminState, token: Option<Arc<str>>) -> Router {
         .route("/api/dlq/{connector}/replay", post(api::replay))
         .route("/api/dlq/{connector}/purge", post(api::purge))
         .route("/api/plugins", get(api::plugins))
+        .route("/api/interfaces", get(api::interfaces))
+        .route("/api/rejected", get(api::rejected))
+        .route("/api/rejected/{id}", get(api::rejected_one))
         .route_layer(axum::middleware::from_fn_with_state(token, auth::require_token));
     Router::new()
         .route("/healthz", get(health::healthz))

@@ -1,8 +1,8 @@
 //! The admin endpoint against a real store and catalog: auth, probes,
 //! metrics, and the outbox and dead-letter API.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -32,8 +32,17 @@ struct Fixture {
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let connectors: Vec<Arc<str>> = vec![Arc::from("lab"), Arc::from("archive")];
-    let store = Store::open(&dir.path().join("data"), StoreOptions { dedupe_window: Duration::ZERO }, &connectors).unwrap();
-    let state = AdminState { queues: store.queues(), metrics: Arc::default(), catalog: catalog(dir.path()), ready: Arc::default() };
+    let store =
+        Store::open(&dir.path().join("data"), StoreOptions { dedupe_window: Duration::ZERO, rejected_retention: std::time::Duration::ZERO }, &connectors)
+            .unwrap();
+    let state = AdminState {
+        queues: store.queues(),
+        metrics: Arc::default(),
+        catalog: catalog(dir.path()),
+        ready: Arc::default(),
+        interfaces: None,
+        rejected: Some(store.rejected()),
+    };
     Fixture { _dir: dir, store, state }
 }
 

@@ -61,7 +61,6 @@ pub struct Selected {
     admin: AdminArgs,
 }
 
-
 #[derive(Debug, Deserialize)]
 struct DeadLetter {
     id: u64,
@@ -151,6 +150,6 @@ impl Selected {
 }
 
 /// Milliseconds since the epoch as an RFC 3339 UTC time, to the second.
-fn time(ms: u64) -> String {
+pub(super) fn time(ms: u64) -> String {
     i64::try_from(ms / 1000).ok().and_then(|s| jiff::Timestamp::from_second(s).ok()).map_or_else(|| ms.to_string(), |t| t.to_string())
 }

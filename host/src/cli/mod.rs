@@ -2,6 +2,7 @@
 
 mod admin_client;
 mod dlq;
+mod interfaces;
 mod outbox;
 mod plugins;
 mod send;
@@ -35,6 +36,12 @@ pub enum Command {
     /// Show the plugins the running engine has loaded.
     #[command(subcommand)]
     Plugins(plugins::PluginsCommand),
+    /// Show the running engine's interfaces, their connections and senders.
+    #[command(subcommand)]
+    Interfaces(interfaces::InterfacesCommand),
+    /// List or show the messages interfaces refused (kept with the reason).
+    #[command(subcommand)]
+    Rejected(interfaces::RejectedCommand),
     /// Print the effective configuration (all layers applied) as TOML.
     Config(ConfigArgs),
 }
@@ -58,8 +65,11 @@ pub struct ConfigArgs {
 
 impl ConfigArgs {
     pub fn load(&self) -> anyhow::Result<Config> {
-        let overrides = Overrides { listen: self.listen.clone(), data_dir: self.data_dir.clone(), plugins_dir: self.plugins_dir.clone() };
-        Ok(Config::load(&self.config, &overrides)?)
+        Ok(Config::load(&self.config, &self.overrides())?)
+    }
+
+    pub fn overrides(&self) -> Overrides {
+        Overrides { listen: self.listen.clone(), data_dir: self.data_dir.clone(), plugins_dir: self.plugins_dir.clone() }
     }
 }
 
@@ -70,6 +80,8 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Outbox(command) => outbox::run(command),
         Command::Dlq(command) => dlq::run(command),
         Command::Plugins(command) => plugins::run(command),
+        Command::Interfaces(command) => interfaces::run_interfaces(command),
+        Command::Rejected(command) => interfaces::run_rejected(command),
         Command::Config(args) => {
             print!("{}", toml::to_string(&args.load()?)?);
             Ok(std::process::ExitCode::SUCCESS)

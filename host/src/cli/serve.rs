@@ -17,9 +17,14 @@ pub fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
     runtime.block_on(async move {
         let shutdown = CancellationToken::new();
         crate::server::cancel_on_signals(shutdown.clone())?;
-        crate::server::run(config, shutdown, |bound| {
+        let source = crate::reload::ConfigSource { files: args.config.clone(), overrides: args.overrides() };
+        crate::server::run(config, source, shutdown, |bound| {
             if let Some(admin) = bound.admin {
                 println!("sluice admin on {admin}");
+            }
+            for (name, tls, addr) in bound.interfaces.iter().filter(|(name, _, _)| name != crate::config::DEFAULT_INTERFACE) {
+                let kind = if *tls { "tls " } else { "" };
+                println!("sluice interface {name} {kind}on {addr}");
             }
             if let Some(tls) = bound.tls {
                 println!("sluice tls on {tls}");

@@ -3,6 +3,7 @@
 //! keys and bad values are refused with the key and the reason.
 
 mod byte_size;
+mod interface;
 mod tls;
 
 use std::collections::BTreeMap;
@@ -15,10 +16,10 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 pub use byte_size::ByteSize;
+pub use interface::{AckModeSetting, AckPolicyConfig, DEFAULT_INTERFACE, FramingConfig, InterfaceConfig, InterfaceSpec, ListenerSpec, OnNack, SenderRule};
 pub use tls::{OutboundTls, OutboundTlsConfig, ServerTlsConfig, TlsVersion};
 
 use crate::hl7::{Charset, CharsetPolicy};
-use crate::mllp::Framing;
 
 /// The whole configuration. Top-level listener settings form the interface
 /// named `default`.
@@ -80,6 +81,12 @@ pub struct Config {
     pub admin: AdminConfig,
     /// TLS for outbound connections, by destination `host:port`.
     pub outbound_tls: OutboundTls,
+    /// Further inbound interfaces, each on its own port with its own rules.
+    pub interfaces: BTreeMap<String, InterfaceConfig>,
+    /// How long refused messages (AR/AE, kept in their wire form with the
+    /// reason) are kept in the rejected store; 0 keeps them until purged.
+    #[serde(with = "humantime_serde")]
+    pub rejected_retention: Duration,
 }
 
 /// The admin HTTP endpoint.
@@ -278,6 +285,8 @@ impl Default for Config {
             plugins: BTreeMap::new(),
             admin: AdminConfig::default(),
             outbound_tls: OutboundTls::new(),
+            interfaces: BTreeMap::new(),
+            rejected_retention: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }
@@ -338,8 +347,8 @@ impl Config {
         if let Some((key, reason)) = self.tls.problem() {
             return invalid(&format!("tls.{key}"), reason);
         }
-        if self.listen_addr().is_none() && self.tls.listen.is_none() {
-            return invalid("listen", "is `off` and no `tls.listen` is set: the engine would not listen at all".into());
+        if let Some((key, reason)) = self.interface_problem() {
+            return invalid(&key, reason);
         }
         if self.connect_timeout.is_zero() {
             return invalid("connect_timeout", "must be greater than zero".into());
@@ -411,7 +420,7 @@ impl Config {
                 return invalid(&format!("plugins.{name}.memory_limit"), "at least 64 KiB (one Wasm page)".into());
             }
         }
-        let uses = self.validate.iter().enumerate().map(|(i, u)| (format!("validate[{i}].plugin"), &u.plugin));
+        let uses = self.validator_uses().into_iter().map(|(key, u)| (key, &u.plugin));
         let routes = self.connectors.iter().filter_map(|(c, cfg)| Some((format!("connectors.{c}.route"), cfg.route.as_ref()?)));
         let delivery = self.connectors.iter().filter_map(|(c, cfg)| Some((format!("connectors.{c}.plugin"), cfg.plugin.as_ref()?)));
         for (key, plugin) in uses.chain(routes).chain(delivery) {
@@ -446,8 +455,15 @@ impl Config {
         CharsetPolicy { default: self.charset.default, force: self.charset.force }
     }
 
-    pub fn framing(&self) -> Framing {
-        Framing::default()
+    /// Every validator use of every interface, with the key that names it.
+    pub fn validator_uses(&self) -> Vec<(String, &PluginUse)> {
+        // `[interfaces.default] validate` replaces the top-level list.
+        let overridden = self.interfaces.get(DEFAULT_INTERFACE).is_some_and(|d| d.validate.is_some());
+        let top = self.validate.iter().filter(|_| !overridden).enumerate().map(|(i, u)| (format!("validate[{i}].plugin"), u));
+        let named = self.interfaces.iter().flat_map(|(name, interface)| {
+            interface.validate.iter().flatten().enumerate().map(move |(i, u)| (format!("interfaces.{name}.validate[{i}].plugin"), u))
+        });
+        top.chain(named).collect()
     }
 
     pub fn connector_names(&self) -> Vec<String> {

@@ -66,6 +66,9 @@ pub struct Metrics {
     pub tls_handshake_failures: Counter,
     /// Certificate reloads (SIGHUP) refused because the new files were bad.
     pub tls_reload_failures: Counter,
+    /// Configuration reloads applied, and refused (the running one stayed).
+    pub config_reloads: Counter,
+    pub config_reload_failures: Counter,
     pub frames: Counter,
     /// Bytes read from peers.
     pub bytes_in: Counter,
@@ -80,6 +83,8 @@ pub struct Metrics {
     /// ACKs sent, by MSA-1 code, in [`AckCode`] order; and messages answered with none.
     pub acks: [Counter; 6],
     pub acks_suppressed: Counter,
+    /// Messages not accepted whose connection was closed instead of a NACK (sender policy).
+    pub nacks_closed: Counter,
     /// From a frame's last byte read to its ACK written.
     pub ack_latency: Histogram,
     plugin_calls: Family<Histogram>,
@@ -87,6 +92,11 @@ pub struct Metrics {
     delivery_latency: Family<Histogram>,
     outbox_depth: Family<Gauge>,
     dead_letter_depth: Family<Gauge>,
+    interface_messages: Family<Counter>,
+    interface_bytes: Family<Counter>,
+    interface_connections: Family<Gauge>,
+    interface_refused: Family<Counter>,
+    interface_last_message: Family<Gauge>,
     registry: Registry,
 }
 
@@ -102,6 +112,8 @@ impl Default for Metrics {
             connections_refused: Counter::default(),
             tls_handshake_failures: Counter::default(),
             tls_reload_failures: Counter::default(),
+            config_reloads: Counter::default(),
+            config_reload_failures: Counter::default(),
             frames: Counter::default(),
             bytes_in: Counter::default(),
             bytes_out: Counter::default(),
@@ -112,12 +124,18 @@ impl Default for Metrics {
             duplicates: Counter::default(),
             acks,
             acks_suppressed: Counter::default(),
+            nacks_closed: Counter::default(),
             ack_latency: Histogram::new(ACK_BUCKETS),
             plugin_calls: Family::new(&["plugin", "world"], || Histogram::new(PLUGIN_BUCKETS)),
             attempts: Family::new(&["connector", "result"], Counter::default),
             delivery_latency: Family::new(&["connector"], || Histogram::new(DELIVERY_BUCKETS)),
             outbox_depth: Family::new(&["connector"], Gauge::default),
             dead_letter_depth: Family::new(&["connector"], Gauge::default),
+            interface_messages: Family::new(&["interface", "sender", "answer"], Counter::default),
+            interface_bytes: Family::new(&["interface", "sender", "answer"], Counter::default),
+            interface_connections: Family::new(&["interface"], Gauge::default),
+            interface_refused: Family::new(&["interface"], Counter::default),
+            interface_last_message: Family::new(&["interface"], Gauge::default),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -140,12 +158,33 @@ impl Default for Metrics {
             "Certificate reloads refused because the new files were bad (the old ones keep serving)",
             metrics.tls_reload_failures.clone(),
         );
+        r.register("config_reloads", "Configuration reloads applied (SIGHUP or a config file change)", metrics.config_reloads.clone());
+        r.register("config_reload_failures", "Configuration reloads refused; the running configuration stayed", metrics.config_reload_failures.clone());
         r.register_with_unit("ack_latency", "Time from a frame's last byte read to its ACK written", Unit::Seconds, metrics.ack_latency.clone());
         r.register_with_unit("plugin_call_duration", "One plugin call, instantiation included", Unit::Seconds, metrics.plugin_calls.clone());
         r.register("delivery_attempts", "Delivery attempts by connector and result (delivered, retry, rejected, failed)", metrics.attempts.clone());
         r.register_with_unit("delivery_latency", "Time from a message's ACK to its delivery", Unit::Seconds, metrics.delivery_latency.clone());
         r.register("outbox_depth", "Messages waiting in a connector's outbox", metrics.outbox_depth.clone());
         r.register("dead_letter_depth", "Messages in a connector's dead-letter queue", metrics.dead_letter_depth.clone());
+        r.register("nacks_closed", "Messages not accepted whose connection was closed instead of a NACK (sender policy)", metrics.nacks_closed.clone());
+        r.register(
+            "interface_messages",
+            "Messages per interface and sender (MSH-3^MSH-4), by what the sender got: the ACK code, none, closed",
+            metrics.interface_messages.clone(),
+        );
+        r.register_with_unit(
+            "interface_received",
+            "Message bytes per interface and sender, by what the sender got",
+            Unit::Bytes,
+            metrics.interface_bytes.clone(),
+        );
+        r.register("interface_connections_open", "MLLP connections open now, per interface", metrics.interface_connections.clone());
+        r.register("interface_connections_refused", "Connections refused because the interface's max_connections were open", metrics.interface_refused.clone());
+        r.register(
+            "interface_last_message_timestamp_seconds",
+            "When the interface last received a message (Unix time)",
+            metrics.interface_last_message.clone(),
+        );
         Metrics { registry, ..metrics }
     }
 }
@@ -176,6 +215,15 @@ impl Metrics {
         // Writing to a String cannot fail; the encoders only pass on the writer's errors.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
         text
+    }
+}
+
+/// An open connection, counted in its interface's gauge while it lives.
+pub struct OpenConnection(Gauge);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 
@@ -214,6 +262,25 @@ impl Metrics {
     /// Time from the message's ACK (its durable write) to its delivery.
     pub fn observe_delivery_latency(&self, connector: &str, latency: Duration) {
         self.delivery_latency.with(connector, "", |h| h.observe(latency));
+    }
+
+    /// One message on an interface: counted by sender and by what the sender got.
+    pub fn record_interface_message(&self, interface: &str, sender: &str, answer: &str, bytes: usize) {
+        self.interface_messages.with3(interface, sender, answer, Counter::inc);
+        self.interface_bytes.with3(interface, sender, answer, |c| c.add(bytes as u64));
+        let now = crate::outbox::now_ms() as i64 / 1000;
+        self.interface_last_message.with(interface, "", |g| g.set(now));
+    }
+
+    pub fn interface_refused(&self, interface: &str) {
+        self.interface_refused.with(interface, "", Counter::inc);
+    }
+
+    /// Counts an open connection of `interface` until the guard is dropped.
+    pub fn interface_connected(&self, interface: &str) -> OpenConnection {
+        let gauge = self.interface_connections.with(interface, "", Gauge::clone);
+        gauge.inc();
+        OpenConnection(gauge)
     }
 
     /// One call into a plugin, instantiation included. `world`: validator, router or connector.

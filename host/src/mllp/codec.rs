@@ -190,7 +190,10 @@ impl Encoder<&[u8]> for MllpCodec {
         dst.put_u8(self.framing.start);
         dst.put_slice(payload);
         dst.put_u8(self.framing.end);
-        dst.put_u8(CARRIAGE_RETURN);
+        // A peer whose frames end without CR gets its ACKs the same way (as Mirth's LLP settings do).
+        if self.framing.trailing_cr {
+            dst.put_u8(CARRIAGE_RETURN);
+        }
         Ok(())
     }
 }

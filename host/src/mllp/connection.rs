@@ -4,7 +4,6 @@
 //! read. Nothing the peer sends makes this task panic or buffer without bound.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -15,8 +14,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Framing, MllpCodec, MllpEvent};
 use crate::ack::{ErrorCode, Issue};
+use crate::interface::{ConnectionGuard, InterfaceHandle, Serving};
 use crate::metrics::Metrics;
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Pipeline, Reply};
 
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionLimits {
@@ -37,17 +37,22 @@ enum Closed {
     Idle,
     FrameTimeout,
     Oversized,
+    /// The sender's policy says to close rather than send a NACK.
+    InsteadOfNack,
     Shutdown,
     Io(std::io::Error),
 }
 
-pub(super) async fn serve<S>(mut stream: S, peer: SocketAddr, limits: ConnectionLimits, pipeline: Arc<Pipeline>, metrics: Arc<Metrics>, shutdown: CancellationToken)
+pub(super) async fn serve<S>(mut stream: S, peer: SocketAddr, tls: bool, limits: ConnectionLimits, interface: &InterfaceHandle, serving: &Serving)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let metrics = &serving.metrics;
+    let _open = metrics.interface_connected(&interface.name);
+    let listed = interface.stats.connected(peer, tls);
     let mut codec = MllpCodec::new(limits.framing, limits.max_frame_size);
-    let mut conn = Connection { peer, limits, pipeline, metrics: metrics.clone(), out: BytesMut::new() };
-    let closed = conn.run(&mut stream, &mut codec, shutdown).await;
+    let mut conn = Connection { peer, limits, interface, listed: &listed, pipeline: &serving.pipeline, metrics, out: BytesMut::new() };
+    let closed = conn.run(&mut stream, &mut codec, interface.stop.clone()).await;
     let _ = timeout(limits.idle_timeout, stream.shutdown()).await;
     let ignored_bytes = codec.ignored_bytes();
     metrics.ignored_bytes.add(ignored_bytes);
@@ -58,15 +63,17 @@ where
     }
 }
 
-struct Connection {
+struct Connection<'a> {
     peer: SocketAddr,
     limits: ConnectionLimits,
-    pipeline: Arc<Pipeline>,
-    metrics: Arc<Metrics>,
+    interface: &'a InterfaceHandle,
+    listed: &'a ConnectionGuard<'a>,
+    pipeline: &'a Pipeline,
+    metrics: &'a Metrics,
     out: BytesMut,
 }
 
-impl Connection {
+impl Connection<'_> {
     async fn run<S>(&mut self, stream: &mut S, codec: &mut MllpCodec, shutdown: CancellationToken) -> Closed
     where
         S: AsyncRead + AsyncWrite + Unpin,
@@ -91,7 +98,15 @@ impl Connection {
                     MllpEvent::Frame(payload) => {
                         frame_started = None;
                         self.metrics.frames.inc();
-                        let reply = self.pipeline.process(payload, self.peer).await;
+                        let size = payload.len();
+                        // The interface's rules as they are now: a reload applies from the next message.
+                        let settings = self.interface.settings();
+                        let reply = self.pipeline.process(payload, self.peer, &settings.rules).await;
+                        self.count(&reply, size);
+                        if reply.close {
+                            tracing::info!(peer = %self.peer, interface = %self.interface.name, sender = %reply.sender, "message not accepted: connection closed instead of a NACK (sender policy)");
+                            return Closed::InsteadOfNack;
+                        }
                         if let Some(ack) = reply.ack {
                             if let Err(err) = self.send(stream, codec, &ack).await {
                                 return Closed::Io(err);
@@ -148,11 +163,22 @@ impl Connection {
         }
     }
 
-    /// Sends an AR for a frame that will not be processed, if its MSH can be read.
+    /// Answers a frame that will not be processed (its first bytes are kept
+    /// in the rejected store); the connection closes after this either way.
     async fn refuse<S: AsyncWrite + Unpin>(&mut self, stream: &mut S, codec: &mut MllpCodec, head: &[u8], issue: Issue) {
-        if let Some(ack) = self.pipeline.refuse_in_kind(head, &issue).and_then(|reply| reply.ack) {
+        let settings = self.interface.settings();
+        let reply = self.pipeline.refuse_partial(head, self.peer, &settings.rules, issue, true).await;
+        self.count(&reply, head.len());
+        if let Some(ack) = reply.ack {
             let _ = self.send(stream, codec, &ack).await;
         }
+    }
+
+    /// Counts a message for its interface and sender.
+    fn count(&self, reply: &Reply, size: usize) {
+        let sender = self.interface.stats.record(&reply.sender, reply.answer, size);
+        self.listed.message();
+        self.metrics.record_interface_message(&self.interface.name, &sender, reply.answer, size);
     }
 
     /// Writes one ACK; a peer that does not read it within `idle_timeout` is dropped.

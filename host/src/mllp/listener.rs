@@ -1,5 +1,6 @@
-//! The MLLP listener: accepts connections up to `max_connections` (further
-//! ones are closed at once; plain and TLS listeners share the count) and
+//! The MLLP listener of an interface: accepts connections up to the
+//! interface's `max_connections` (further ones are closed at once; its plain
+//! and TLS listeners share the count) and
 //! runs each on its own task, where a TLS listener first completes the
 //! handshake within `connect_timeout`.
 
@@ -11,22 +12,18 @@ use tokio::net::TcpListener;
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use super::ConnectionLimits;
-use crate::metrics::Metrics;
-use crate::pipeline::Pipeline;
+use crate::interface::{InterfaceHandle, Serving};
 use crate::tls::ServerTls;
 
 pub struct Listener {
     listener: TcpListener,
-    limits: ConnectionLimits,
-    slots: Slots,
-    /// `Some`: every connection is TLS.
-    tls: Option<Arc<ServerTls>>,
+    /// Every connection is TLS, with the interface's certificate.
+    tls: bool,
 }
 
-/// Connection slots shared by the listeners; `None`: unlimited.
+/// Connection slots of one interface (its listeners share them); `None`: unlimited.
 pub type Slots = Option<Arc<Semaphore>>;
 
 /// `max_connections` slots (0: unlimited).
@@ -35,23 +32,26 @@ pub fn slots(max_connections: usize) -> Slots {
 }
 
 impl Listener {
-    pub async fn bind(addr: SocketAddr, limits: ConnectionLimits, slots: Slots, tls: Option<Arc<ServerTls>>) -> anyhow::Result<Listener> {
-        let what = if tls.is_some() { "MLLP/TLS" } else { "MLLP" };
+    pub async fn bind(addr: SocketAddr, tls: bool) -> anyhow::Result<Listener> {
+        let what = if tls { "MLLP/TLS" } else { "MLLP" };
         let listener = TcpListener::bind(addr).await.with_context(|| format!("failed to listen for {what} on {addr}"))?;
-        Ok(Listener { listener, limits, slots, tls })
+        Ok(Listener { listener, tls })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
     }
 
-    /// Accepts until `shutdown` is cancelled; connection tasks join `tasks`
-    /// and finish their current message, or end at once on `force_close`.
-    pub async fn run(self, pipeline: Arc<Pipeline>, metrics: Arc<Metrics>, tasks: TaskTracker, shutdown: CancellationToken, force_close: CancellationToken) {
+    /// Accepts until `stop` is cancelled. Each connection runs on a task of
+    /// `serving.tasks` with the interface's settings as they are when it is
+    /// accepted; it finishes its current message when the interface stops,
+    /// or ends at once on `serving.force_close`.
+    pub async fn run(self, interface: Arc<InterfaceHandle>, serving: Serving, stop: CancellationToken) {
+        let metrics = &serving.metrics;
         loop {
             let accepted = tokio::select! {
                 accepted = self.listener.accept() => accepted,
-                _ = shutdown.cancelled() => return,
+                _ = stop.cancelled() => return,
             };
             let (stream, peer) = match accepted {
                 Ok(pair) => pair,
@@ -62,13 +62,15 @@ impl Listener {
                     continue;
                 }
             };
-            let permit = match &self.slots {
+            let settings = interface.settings();
+            let permit = match &settings.slots {
                 None => None,
                 Some(slots) => match slots.clone().try_acquire_owned() {
                     Ok(permit) => Some(permit),
                     Err(_) => {
                         metrics.connections_refused.inc();
-                        tracing::warn!(%peer, "connection refused: max_connections reached");
+                        metrics.interface_refused(&interface.name);
+                        tracing::warn!(%peer, interface = %interface.name, "connection refused: max_connections reached");
                         drop(stream);
                         continue;
                     }
@@ -77,15 +79,15 @@ impl Listener {
             let _ = stream.set_nodelay(true);
             metrics.connections_accepted.inc();
             metrics.connections_open.inc();
-            tracing::debug!(%peer, "connection accepted");
-            let (pipeline, metrics, shutdown, force_close, limits) = (pipeline.clone(), metrics.clone(), shutdown.clone(), force_close.clone(), self.limits);
-            let tls = self.tls.clone();
-            tasks.spawn(async move {
+            tracing::debug!(%peer, interface = %interface.name, "connection accepted");
+            let tls = if self.tls { Some(settings.tls.clone()) } else { None };
+            let (interface, serving) = (interface.clone(), serving.clone());
+            serving.tasks.clone().spawn(async move {
                 tokio::select! {
-                    _ = serve(stream, peer, tls, limits, pipeline, metrics.clone(), shutdown) => {}
-                    _ = force_close.cancelled() => tracing::warn!(%peer, "connection force-closed at shutdown"),
+                    _ = serve(stream, peer, tls, &interface, &serving, settings.limits) => {}
+                    _ = serving.force_close.cancelled() => tracing::warn!(%peer, "connection force-closed at shutdown"),
                 }
-                metrics.connections_open.dec();
+                serving.metrics.connections_open.dec();
                 drop(permit);
             });
         }
@@ -98,21 +100,25 @@ impl Listener {
 async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
-    tls: Option<Arc<ServerTls>>,
+    tls: Option<Option<Arc<ServerTls>>>,
+    interface: &InterfaceHandle,
+    serving: &Serving,
     limits: ConnectionLimits,
-    pipeline: Arc<Pipeline>,
-    metrics: Arc<Metrics>,
-    shutdown: CancellationToken,
 ) {
+    let metrics = &serving.metrics;
     let Some(tls) = tls else {
-        return super::connection::serve(stream, peer, limits, pipeline, metrics, shutdown).await;
+        return super::connection::serve(stream, peer, false, limits, interface, serving).await;
+    };
+    let Some(tls) = tls else {
+        tracing::error!(%peer, interface = %interface.name, "TLS listener without a certificate; connection closed");
+        return;
     };
     let handshake = tokio::select! {
         done = tokio::time::timeout(limits.connect_timeout, tls.acceptor().accept(stream)) => done,
-        _ = shutdown.cancelled() => return,
+        _ = interface.stop.cancelled() => return,
     };
     match handshake {
-        Ok(Ok(stream)) => super::connection::serve(stream, peer, limits, pipeline, metrics, shutdown).await,
+        Ok(Ok(stream)) => super::connection::serve(stream, peer, true, limits, interface, serving).await,
         Ok(Err(err)) => {
             metrics.tls_handshake_failures.inc();
             let mutual = if tls.mutual() { " (mutual TLS: a valid client certificate is required)" } else { "" };

@@ -62,6 +62,9 @@ impl Committer {
     }
 
     fn write(&mut self, requests: &[CommitRequest]) -> Result<Vec<Committed>, StoreError> {
+        for connector in requests.iter().flat_map(|r| &r.message.connectors) {
+            self.know(connector)?;
+        }
         let messages = self.db.cf_handle(keys::MESSAGES).ok_or(StoreError::MissingColumnFamily(keys::MESSAGES))?;
         let outbox = self.db.cf_handle(keys::OUTBOX).ok_or(StoreError::MissingColumnFamily(keys::OUTBOX))?;
         let dedupe = self.db.cf_handle(keys::DEDUPE).ok_or(StoreError::MissingColumnFamily(keys::DEDUPE))?;
@@ -108,12 +111,8 @@ impl Committer {
                 batch.put_cf(&meta, keys::refs_key(id), (message.connectors.len() as u32).to_be_bytes());
             }
             if dedupe_on {
-                let entry = DedupeEntry {
-                    received_at_ms: message.meta.received_at_ms,
-                    content_hash: message.content_hash,
-                    message_id: id,
-                    ack: message.ack.clone(),
-                };
+                let entry =
+                    DedupeEntry { received_at_ms: message.meta.received_at_ms, content_hash: message.content_hash, message_id: id, ack: message.ack.clone() };
                 batch.put_cf(&dedupe, &message.dedupe_key, entry.encode());
                 pending.insert(&message.dedupe_key, entry);
             }
@@ -144,6 +143,7 @@ impl Committer {
     /// messages, so the order stays total. `batch` holds the caller's other
     /// changes (the dead-letter deletions) and is written synced.
     pub fn append(&mut self, connector: &Arc<str>, message_ids: &[u64], mut batch: WriteBatch) -> Result<(), StoreError> {
+        self.know(connector)?;
         let outbox = self.db.cf_handle(keys::OUTBOX).ok_or(StoreError::MissingColumnFamily(keys::OUTBOX))?;
         let meta = self.db.cf_handle(keys::META).ok_or(StoreError::MissingColumnFamily(keys::META))?;
         let seq = self.last_seq.entry(connector.clone()).or_insert(0);
@@ -156,6 +156,20 @@ impl Committer {
         options.set_sync(true);
         self.db.write_opt(batch, &options)?;
         self.activity.enqueued(&HashMap::from([(connector.clone(), message_ids.len() as u64)]));
+        Ok(())
+    }
+}
+
+impl Committer {
+    /// Loads the last sequence number of a connector added since the store
+    /// opened (a config reload), so that its numbering continues where an
+    /// earlier connector of that name left off instead of overwriting it.
+    fn know(&mut self, connector: &Arc<str>) -> Result<(), StoreError> {
+        if !self.last_seq.contains_key(connector) {
+            let meta = self.db.cf_handle(keys::META).ok_or(StoreError::MissingColumnFamily(keys::META))?;
+            let seq = self.db.get_cf(meta, keys::last_seq_key(connector))?.as_deref().and_then(keys::read_u64).unwrap_or(0);
+            self.last_seq.insert(connector.clone(), seq);
+        }
         Ok(())
     }
 }

@@ -7,7 +7,9 @@ pub const OUTBOX: &str = "outbox";
 pub const DEAD_LETTER: &str = "dead_letter";
 pub const DEDUPE: &str = "dedupe";
 pub const META: &str = "meta";
-pub const ALL: [&str; 5] = [MESSAGES, OUTBOX, DEAD_LETTER, DEDUPE, META];
+/// Messages interfaces refused, in their wire form (outbox::rejected).
+pub const REJECTED: &str = "rejected";
+pub const ALL: [&str; 6] = [MESSAGES, OUTBOX, DEAD_LETTER, DEDUPE, META, REJECTED];
 
 /// Meta key of the next message ID.
 pub const NEXT_MESSAGE_ID: &[u8] = b"next_message_id";

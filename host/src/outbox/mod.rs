@@ -5,12 +5,14 @@ mod committer;
 mod keys;
 mod queue;
 mod record;
+mod rejected;
 mod store;
 
 pub use committer::NewMessage;
-pub use record::MessageMeta;
 pub use keys::dedupe_key;
 pub use queue::{DeadLetter, QueueDepth, Queued, Queues, Selection};
+pub use record::MessageMeta;
+pub use rejected::{Rejected, RejectedEntry, RejectedRecord};
 pub use store::{CommitHandle, Store, StoreOptions, now_ms};
 
 /// The result of a commit.

@@ -13,10 +13,10 @@ use rocksdb::{DB, Direction, IteratorMode, ReadOptions, WriteBatch};
 use serde::Serialize;
 use tokio::sync::Notify;
 
+use super::StoreError;
 use super::keys;
 use super::record::{DeadRecord, MessageMeta, OutboxValue, decode_message};
 use super::store::{CommitHandle, lock, now_ms};
-use super::StoreError;
 
 /// How many messages wait in a connector's outbox and dead-letter queue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -143,6 +143,14 @@ impl Queues {
     /// Connectors known to the store: configured ones and any others that have entries.
     pub fn connectors(&self) -> Vec<Arc<str>> {
         lock(&self.activity.depths).keys().cloned().collect()
+    }
+
+    /// Makes a configured connector known (listed with zero depths) before its first message.
+    pub fn register(&self, connector: &str) {
+        let mut depths = lock(&self.activity.depths);
+        if !depths.contains_key(connector) {
+            depths.insert(Arc::from(connector), Depth::default());
+        }
     }
 
     pub fn knows(&self, connector: &str) -> bool {

@@ -13,12 +13,15 @@ use tokio::sync::{Notify, oneshot};
 use super::committer::{CommitRequest, Committer, NewMessage};
 use super::queue::{Activity, Queues};
 use super::record::DedupeEntry;
+use super::rejected::{Rejected, rejected_options};
 use super::{Committed, StoreError, keys};
 
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
     /// How long a message is remembered for duplicate suppression; zero turns it off.
     pub dedupe_window: Duration,
+    /// How long refused messages are kept; zero keeps them.
+    pub rejected_retention: Duration,
 }
 
 /// The open store: owns the database and the group committer.
@@ -26,6 +29,7 @@ pub struct Store {
     db: Arc<DB>,
     handle: CommitHandle,
     queues: Queues,
+    rejected: Rejected,
 }
 
 /// A cheap, cloneable handle to commit messages through.
@@ -141,11 +145,9 @@ fn dedupe_options(window: Duration) -> Options {
     opts.set_block_based_table_factory(&table);
     if !window.is_zero() {
         let window_ms = window.as_millis() as u64;
-        opts.set_compaction_filter("sluice-dedupe-expiry", move |_level: u32, _key: &[u8], value: &[u8]| {
-            match DedupeEntry::received_at(value) {
-                Some(at) if now_ms().saturating_sub(at) <= window_ms => rocksdb::compaction_filter::Decision::Keep,
-                _ => rocksdb::compaction_filter::Decision::Remove,
-            }
+        opts.set_compaction_filter("sluice-dedupe-expiry", move |_level: u32, _key: &[u8], value: &[u8]| match DedupeEntry::received_at(value) {
+            Some(at) if now_ms().saturating_sub(at) <= window_ms => rocksdb::compaction_filter::Decision::Keep,
+            _ => rocksdb::compaction_filter::Decision::Remove,
         });
     }
     opts
@@ -160,7 +162,11 @@ impl Store {
         db_opts.set_keep_log_file_num(5);
 
         let descriptors = keys::ALL.iter().map(|&name| {
-            let opts = if name == keys::DEDUPE { dedupe_options(options.dedupe_window) } else { cf_options() };
+            let opts = match name {
+                keys::DEDUPE => dedupe_options(options.dedupe_window),
+                keys::REJECTED => rejected_options(cf_options(), options.rejected_retention),
+                _ => cf_options(),
+            };
             ColumnFamilyDescriptor::new(name, opts)
         });
         let db = DB::open_cf_descriptors(&db_opts, dir, descriptors)
@@ -179,7 +185,8 @@ impl Store {
         let committer = Committer { db: db.clone(), dedupe_window: options.dedupe_window, next_message_id, last_seq, activity: activity.clone() };
         let handle = CommitHandle::new(Some(committer));
         let queues = Queues::new(db.clone(), handle.clone(), activity);
-        Ok(Store { db, handle, queues })
+        let rejected = Rejected::open(db.clone())?;
+        Ok(Store { db, handle, queues, rejected })
     }
 
     pub fn handle(&self) -> CommitHandle {
@@ -189,6 +196,11 @@ impl Store {
     /// The outboxes and dead-letter queues, for delivery and the admin API.
     pub fn queues(&self) -> Queues {
         self.queues.clone()
+    }
+
+    /// The messages interfaces refused.
+    pub fn rejected(&self) -> Rejected {
+        self.rejected.clone()
     }
 
     pub fn db(&self) -> &DB {

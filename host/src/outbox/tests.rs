@@ -33,7 +33,8 @@ fn seqs(queues: &Queues, connector: &str) -> Vec<(u64, String)> {
 async fn concurrent_commits_get_unique_contiguous_sequences_that_survive_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let connectors: Vec<Arc<str>> = vec![Arc::from("a"), Arc::from("b")];
-    let store = Store::open(dir.path(), StoreOptions { dedupe_window: Duration::from_secs(60) }, &connectors).unwrap();
+    let store =
+        Store::open(dir.path(), StoreOptions { dedupe_window: Duration::from_secs(60), rejected_retention: std::time::Duration::ZERO }, &connectors).unwrap();
     let mut tasks = Vec::new();
     for task in 0..16 {
         let (handle, connectors) = (store.handle(), connectors.clone());
@@ -52,7 +53,8 @@ async fn concurrent_commits_get_unique_contiguous_sequences_that_survive_reopeni
     assert!(matches!(again, Committed::Duplicate { ack: Some(ref ack), .. } if ack == &Bytes::from("ACK T3-7")));
     store.close().unwrap();
 
-    let store = Store::open(dir.path(), StoreOptions { dedupe_window: Duration::from_secs(60) }, &connectors).unwrap();
+    let store =
+        Store::open(dir.path(), StoreOptions { dedupe_window: Duration::from_secs(60), rejected_retention: std::time::Duration::ZERO }, &connectors).unwrap();
     let queues = store.queues();
     let a = seqs(&queues, "a");
     assert_eq!(a.len(), 800);
@@ -66,7 +68,8 @@ async fn concurrent_commits_get_unique_contiguous_sequences_that_survive_reopeni
 
     // Reopened (a restart): numbering continues, nothing is reused.
     let three: Vec<Arc<str>> = vec![Arc::from("a"), Arc::from("b"), Arc::from("c")];
-    let store = Store::open(dir.path(), StoreOptions { dedupe_window: Duration::from_secs(60) }, &three).unwrap();
+    let store =
+        Store::open(dir.path(), StoreOptions { dedupe_window: Duration::from_secs(60), rejected_retention: std::time::Duration::ZERO }, &three).unwrap();
     store.handle().commit(new_message("AFTER", &connectors)).await.unwrap();
     let queues = store.queues();
     assert_eq!(seqs(&queues, "a").last().unwrap(), &(801, "AFTER".to_string()));
@@ -76,7 +79,7 @@ async fn concurrent_commits_get_unique_contiguous_sequences_that_survive_reopeni
 #[tokio::test]
 async fn a_closed_store_refuses_commits() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), StoreOptions { dedupe_window: Duration::ZERO }, &[]).unwrap();
+    let store = Store::open(dir.path(), StoreOptions { dedupe_window: Duration::ZERO, rejected_retention: std::time::Duration::ZERO }, &[]).unwrap();
     let handle = store.handle();
     store.close().unwrap();
     assert!(matches!(handle.commit(new_message("X", &[])).await, Err(StoreError::Closed)));
@@ -90,7 +93,7 @@ fn control_ids(entries: &[Queued]) -> Vec<&str> {
 async fn a_message_leaves_the_store_once_every_connector_is_done_with_it() {
     let dir = tempfile::tempdir().unwrap();
     let connectors: Vec<Arc<str>> = vec![Arc::from("a"), Arc::from("b")];
-    let store = Store::open(dir.path(), StoreOptions { dedupe_window: Duration::ZERO }, &connectors).unwrap();
+    let store = Store::open(dir.path(), StoreOptions { dedupe_window: Duration::ZERO, rejected_retention: std::time::Duration::ZERO }, &connectors).unwrap();
     let queues = store.queues();
     let Committed::Stored { message_id } = store.handle().commit(new_message("M1", &connectors)).await.unwrap() else { panic!() };
     store.handle().commit(new_message("M2", &connectors)).await.unwrap();
@@ -106,10 +109,10 @@ async fn a_message_leaves_the_store_once_every_connector_is_done_with_it() {
     let b = queues.next_batch("b", 0, 10).unwrap();
     queues.move_to_dead_letter("b", &b[0], 5, "HTTP 503").unwrap();
     assert!(store.db().get_cf(messages, keys::message_key(message_id)).unwrap().is_some(), "the dead letter still needs it");
-    assert_eq!(queues.depths(), vec![
-        QueueDepth { connector: "a".into(), outbox: 1, dead_letter: 0 },
-        QueueDepth { connector: "b".into(), outbox: 1, dead_letter: 1 },
-    ]);
+    assert_eq!(
+        queues.depths(),
+        vec![QueueDepth { connector: "a".into(), outbox: 1, dead_letter: 0 }, QueueDepth { connector: "b".into(), outbox: 1, dead_letter: 1 },]
+    );
     assert_eq!(queues.purge("b", Selection::One(b[0].seq)).unwrap(), 1);
     assert!(store.db().get_cf(messages, keys::message_key(message_id)).unwrap().is_none(), "no queue holds it any more");
 }
@@ -118,7 +121,7 @@ async fn a_message_leaves_the_store_once_every_connector_is_done_with_it() {
 async fn dead_letters_replay_to_the_tail_of_the_outbox_and_counts_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let connectors: Vec<Arc<str>> = vec![Arc::from("lab")];
-    let options = StoreOptions { dedupe_window: Duration::ZERO };
+    let options = StoreOptions { dedupe_window: Duration::ZERO, rejected_retention: std::time::Duration::ZERO };
     {
         let store = Store::open(dir.path(), options.clone(), &connectors).unwrap();
         let queues = store.queues();

@@ -1,6 +1,7 @@
 //! The message path of one frame (DESIGN §1): parse MSH → validate → route →
 //! persist → ACK. Validation and routing run the configured plugins
-//! (`rules`); without any, every message is valid and every connector takes it.
+//! (`rules`, per interface); without any, every message is valid and every
+//! connector takes it. What a sender gets back is its interface's ACK policy.
 
 mod reply;
 mod rules;
@@ -10,134 +11,219 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::ack::{AckCode, AckMode, AckStamp, ErrorCode, Issue, Outcome, build_ack, build_ack_without_header};
-use crate::hl7::{CharsetPolicy, Message};
+use crate::ack::{AckCode, AckStamp, ErrorCode, Issue, Outcome, build_ack, build_ack_without_header};
+use crate::config::{AckModeSetting, OnNack};
+use crate::hl7::{Charset, CharsetPolicy, Delimiters, Header, Message};
+use crate::interface::{InterfaceRules, SenderPolicy, sender_label};
 use crate::metrics::Metrics;
+use crate::outbox::{CommitHandle, Committed, MessageMeta, NewMessage, Rejected, RejectedRecord, dedupe_key};
 use crate::plugin::{Catalog, MessageScope};
-use crate::outbox::{CommitHandle, Committed, MessageMeta, NewMessage, dedupe_key};
 
 pub use reply::Reply;
 pub use rules::Rules;
 
 pub struct Pipeline {
     charsets: CharsetPolicy,
-    rules: Rules,
     plugins: Option<Arc<Catalog>>,
     store: CommitHandle,
+    /// Where refused messages are kept; `None` in tests without a store.
+    rejected: Option<Rejected>,
     metrics: Arc<Metrics>,
 }
 
+/// A frame's header, when its MSH could be read, to answer in kind.
+struct Head<'a> {
+    header: &'a Header,
+    delimiters: &'a Delimiters,
+    charset: Charset,
+}
+
 impl Pipeline {
-    /// A pipeline without plugins: every connector takes every message.
-    pub fn new(charsets: CharsetPolicy, connectors: Vec<Arc<str>>, store: CommitHandle, metrics: Arc<Metrics>) -> Pipeline {
-        Pipeline { charsets, rules: Rules::unconditional(&connectors), plugins: None, store, metrics }
+    /// A pipeline without plugins: rules that name plugins find none loaded.
+    pub fn new(charsets: CharsetPolicy, store: CommitHandle, metrics: Arc<Metrics>) -> Pipeline {
+        Pipeline { charsets, plugins: None, store, rejected: None, metrics }
     }
 
-    /// Validates and routes with `rules`, running the plugins of `catalog`.
-    pub fn with_plugins(mut self, rules: Rules, catalog: Arc<Catalog>) -> Pipeline {
-        self.rules = rules;
+    /// Runs the validators and routers of each interface's rules from `catalog`.
+    pub fn with_plugins(mut self, catalog: Arc<Catalog>) -> Pipeline {
         self.plugins = Some(catalog);
         self
     }
 
-    /// Processes one frame and says what to answer.
-    pub async fn process(&self, frame: Bytes, peer: SocketAddr) -> Reply {
+    /// Keeps every refused message in `rejected`.
+    pub fn with_rejected(mut self, rejected: Rejected) -> Pipeline {
+        self.rejected = Some(rejected);
+        self
+    }
+
+    /// Processes one frame received on `interface` and says what to answer.
+    pub async fn process(&self, frame: Bytes, peer: SocketAddr, interface: &InterfaceRules) -> Reply {
         let received_at_ms = crate::outbox::now_ms();
         let message = match Message::parse(frame.clone(), self.charsets) {
             Ok(message) => message,
             Err(err) => {
-                let issue = Issue::from_parse_error(&err);
-                tracing::warn!(%peer, error = %err, "message rejected: cannot be parsed");
-                return self.refuse_unparsed(&frame, issue);
+                tracing::warn!(%peer, interface = %interface.name, error = %err, "message rejected: cannot be parsed");
+                return self.refuse_partial(&frame, peer, interface, Issue::from_parse_error(&err), false).await;
             }
         };
         let message = Arc::new(message);
         let header = message.header();
-        let mode = AckMode::requested_by(header);
+        let policy = interface.ack.for_sender(&header.sending_application, &header.sending_facility);
+        let head = Head { header, delimiters: message.delimiters(), charset: message.charset() };
 
-        let connectors = match self.validate_and_route(&message).await {
+        let connectors = match self.validate_and_route(&interface.rules, &message).await {
             Ok(connectors) => connectors,
             Err(outcome) => {
                 if let Some(issue) = outcome.issue() {
-                    tracing::info!(%peer, control_id = %lossy(&header.control_id), reason = %crate::logging::Phi(&issue.text), "message not accepted");
+                    tracing::info!(%peer, interface = %interface.name, control_id = %lossy(&header.control_id), reason = %crate::logging::Phi(&issue.text), "message not accepted");
                 }
-                return self.answer(&message, mode, outcome);
+                return self.refuse(message.raw(), Some(head), peer, interface, policy, outcome, false).await;
             }
         };
 
-        let accepted_ack = mode.code_for(&Outcome::Accepted).map(|code| build_ack(header, message.delimiters(), message.charset(), code, None, &AckStamp::now()));
+        let mode = policy.mode(header);
+        let code = mode.and_then(|mode| mode.code_for(&Outcome::Accepted));
+        let accepted_ack = code.map(|code| build_ack(header, message.delimiters(), message.charset(), code, None, &AckStamp::now()));
         let new = NewMessage {
-            meta: MessageMeta {
-                received_at_ms,
-                peer: peer.to_string(),
-                sending_application: lossy(&header.sending_application),
-                sending_facility: lossy(&header.sending_facility),
-                message_type: lossy(&header.message_type),
-                control_id: lossy(&header.control_id),
-            },
+            meta: meta_of(header, peer, received_at_ms),
             raw: message.raw().clone(),
             dedupe_key: dedupe_key(&header.sending_application, &header.sending_facility, &header.control_id),
             content_hash: xxhash_rust::xxh3::xxh3_128(message.raw()),
             connectors,
             ack: accepted_ack.clone(),
         };
+        let sender = sender_label(&header.sending_application, &header.sending_facility);
         match self.store.commit(new).await {
             Ok(Committed::Stored { message_id }) => {
                 tracing::debug!(%peer, message_id, control_id = %lossy(&header.control_id), "message stored");
-                self.metrics.record_ack(mode.code_for(&Outcome::Accepted));
-                Reply::ack(accepted_ack)
+                self.metrics.record_ack(code);
+                Reply::answer(accepted_ack, code, sender)
             }
             Ok(Committed::Duplicate { message_id, ack }) => {
                 tracing::info!(%peer, message_id, control_id = %lossy(&header.control_id), "duplicate of a stored message; earlier ACK repeated");
                 self.metrics.duplicates.inc();
-                Reply::ack(ack)
+                Reply::answer(ack, code, sender)
             }
             Err(err) => {
                 let issue = Issue::new(ErrorCode::APPLICATION_INTERNAL_ERROR, format!("message not stored, please retry: {err}"));
-                self.answer(&message, mode, Outcome::Errored(issue))
+                self.refuse(message.raw(), Some(head), peer, interface, policy, Outcome::Errored(issue), false).await
             }
         }
     }
 
     /// The validate and route steps: the connectors whose outbox takes this
     /// message, or the outcome that stops it.
-    async fn validate_and_route(&self, message: &Arc<Message>) -> Result<Vec<Arc<str>>, Outcome> {
+    async fn validate_and_route(&self, rules: &Rules, message: &Arc<Message>) -> Result<Vec<Arc<str>>, Outcome> {
         let plugins = match &self.plugins {
-            Some(catalog) if self.rules.uses_plugins() => catalog.snapshot(),
+            Some(catalog) if rules.uses_plugins() => catalog.snapshot(),
             _ => Arc::default(),
         };
         // The message's plugin instances go when it has been judged and routed.
         let mut scope = MessageScope::default();
-        if let Some(outcome) = self.rules.validate(&plugins, &mut scope, message, &self.metrics).await {
+        if let Some(outcome) = rules.validate(&plugins, &mut scope, message, &self.metrics).await {
             return Err(outcome);
         }
-        self.rules.route(&plugins, &mut scope, message, &self.metrics).await
+        rules.route(&plugins, &mut scope, message, &self.metrics).await
     }
 
-    /// The ACK for a message that is not accepted (or an accepted one with no store involved).
-    fn answer(&self, message: &Message, mode: AckMode, outcome: Outcome) -> Reply {
-        let code = mode.code_for(&outcome);
-        self.metrics.record_ack(code);
-        let ack = code.map(|code| build_ack(message.header(), message.delimiters(), message.charset(), code, outcome.issue(), &AckStamp::now()));
-        Reply::ack(ack)
+    /// Refuses a frame that is not (or not wholly) a usable message: an
+    /// oversized frame's head, one cut off by `frame_timeout`, one that does
+    /// not parse. Answered in the sender's own dialect when its MSH can be
+    /// read, else with a standard AR.
+    pub async fn refuse_partial(&self, frame: &[u8], peer: SocketAddr, interface: &InterfaceRules, issue: Issue, truncated: bool) -> Reply {
+        let outcome = Outcome::Rejected(issue);
+        match Message::parse_header_of_partial(frame) {
+            Some((header, delimiters)) => {
+                let policy = interface.ack.for_sender(&header.sending_application, &header.sending_facility);
+                let head = Head { header: &header, delimiters: &delimiters, charset: Charset::Ascii };
+                self.refuse(frame, Some(head), peer, interface, policy, outcome, truncated).await
+            }
+            None => self.refuse(frame, None, peer, interface, interface.ack.without_sender(), outcome, truncated).await,
+        }
     }
 
-    /// A frame that is not a usable message: rejected in the sender's own
-    /// dialect when its MSH can be read, else with a standard AR.
-    pub fn refuse_unparsed(&self, frame: &[u8], issue: Issue) -> Reply {
-        self.refuse_in_kind(frame, &issue).unwrap_or_else(|| {
-            self.metrics.record_ack(Some(AckCode::AR));
-            Reply::ack(Some(build_ack_without_header(AckCode::AR, &issue, &AckStamp::now())))
-        })
+    /// Answers a message that is not accepted as its sender's policy says
+    /// (a NACK, nothing, or closing the connection) and keeps it, with the
+    /// reason, in the rejected store.
+    #[allow(clippy::too_many_arguments)]
+    async fn refuse(
+        &self,
+        raw: &[u8],
+        head: Option<Head<'_>>,
+        peer: SocketAddr,
+        interface: &InterfaceRules,
+        policy: SenderPolicy,
+        outcome: Outcome,
+        truncated: bool,
+    ) -> Reply {
+        let on = if matches!(outcome, Outcome::Rejected(_)) { policy.on_reject } else { policy.on_error };
+        let issue = outcome.issue().cloned().unwrap_or_else(|| Issue::new(ErrorCode::APPLICATION_INTERNAL_ERROR, "not accepted"));
+        let (code, ack) = match &head {
+            _ if policy.ack_mode == AckModeSetting::None => (None, None),
+            Some(head) => {
+                let code = policy.mode(head.header).and_then(|mode| mode.code_for(&outcome));
+                (code, code.map(|code| build_ack(head.header, head.delimiters, head.charset, code, Some(&issue), &AckStamp::now())))
+            }
+            // The first bytes of a frame cut short, with no MSH in them: nothing to answer.
+            None if truncated => (None, None),
+            // No MSH to answer in kind: a standard AR (HL7 has no AE without a header).
+            None => (Some(AckCode::AR), Some(build_ack_without_header(AckCode::AR, &issue, &AckStamp::now()))),
+        };
+        let close = on == OnNack::Close;
+        if close {
+            self.metrics.nacks_closed.inc();
+        } else {
+            self.metrics.record_ack(code);
+        }
+        let sender = head.as_ref().map_or_else(|| sender_label(b"", b""), |h| sender_label(&h.header.sending_application, &h.header.sending_facility));
+        let reply = if close { Reply::close(sender) } else { Reply::answer(ack, code, sender) };
+        self.keep_rejected(raw, head.as_ref().map(|h| h.header), peer, interface, &reply, &issue, truncated).await;
+        reply
     }
 
-    /// Rejects a frame that will not be processed, answering in the sender's
-    /// own dialect; `None` when its MSH cannot be read.
-    pub fn refuse_in_kind(&self, frame: &[u8], issue: &Issue) -> Option<Reply> {
-        let (header, delims) = Message::parse_header_of_partial(frame)?;
-        let code = AckMode::requested_by(&header).code_for(&Outcome::Rejected(issue.clone()));
-        self.metrics.record_ack(code);
-        Some(Reply::ack(code.map(|code| build_ack(&header, &delims, crate::hl7::Charset::Ascii, code, Some(issue), &AckStamp::now()))))
+    #[allow(clippy::too_many_arguments)]
+    async fn keep_rejected(
+        &self,
+        raw: &[u8],
+        header: Option<&Header>,
+        peer: SocketAddr,
+        interface: &InterfaceRules,
+        reply: &Reply,
+        issue: &Issue,
+        truncated: bool,
+    ) {
+        let Some(rejected) = self.rejected.clone() else { return };
+        let meta = header.map(|h| meta_of(h, peer, crate::outbox::now_ms()));
+        let record = RejectedRecord {
+            interface: interface.name.to_string(),
+            peer: peer.to_string(),
+            received_at_ms: crate::outbox::now_ms(),
+            sending_application: meta.as_ref().map(|m| m.sending_application.clone()).unwrap_or_default(),
+            sending_facility: meta.as_ref().map(|m| m.sending_facility.clone()).unwrap_or_default(),
+            message_type: meta.as_ref().map(|m| m.message_type.clone()).unwrap_or_default(),
+            control_id: meta.map(|m| m.control_id).unwrap_or_default(),
+            answer: reply.answer.to_string(),
+            reason: issue.text.clone(),
+            truncated,
+        };
+        let raw = raw.to_vec();
+        // A synced write: off the runtime threads, it is not on the accepted path.
+        match tokio::task::spawn_blocking(move || rejected.keep(&record, &raw)).await {
+            Ok(Ok(id)) => tracing::debug!(%peer, id, "refused message kept in the rejected store"),
+            Ok(Err(err)) => tracing::error!(%peer, interface = %interface.name, error = %err, "refused message could not be kept in the rejected store"),
+            Err(err) => tracing::error!(%peer, error = %err, "rejected store write did not finish"),
+        }
+    }
+}
+
+fn meta_of(header: &Header, peer: SocketAddr, received_at_ms: u64) -> MessageMeta {
+    MessageMeta {
+        received_at_ms,
+        peer: peer.to_string(),
+        sending_application: lossy(&header.sending_application),
+        sending_facility: lossy(&header.sending_facility),
+        message_type: lossy(&header.message_type),
+        control_id: lossy(&header.control_id),
     }
 }
 

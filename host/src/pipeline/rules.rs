@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use super::lossy;
 use crate::ack::{ErrorCode, Issue, Outcome};
-use crate::config::{Config, Settings};
+use crate::config::{Config, InterfaceSpec, Settings};
 use crate::hl7::Message;
 use crate::metrics::Metrics;
 use crate::plugin::{MessageScope, PluginFailure, PluginIssue, PluginSet, Verdict};
@@ -33,12 +33,14 @@ pub struct Rules {
 }
 
 impl Rules {
-    pub fn from_config(config: &Config) -> Rules {
+    /// An interface's validators, and the routes of the connectors it may feed (in config order).
+    pub fn for_interface(spec: &InterfaceSpec, config: &Config) -> Rules {
         Rules {
-            validators: config.validate.iter().map(|u| Step::new(&u.plugin, &u.config)).collect(),
+            validators: spec.validate.iter().map(|u| Step::new(&u.plugin, &u.config)).collect(),
             routes: config
                 .connectors
                 .iter()
+                .filter(|(name, _)| spec.connectors.contains(name))
                 .map(|(name, c)| Route { connector: Arc::from(name.as_str()), router: c.route.as_ref().map(|r| Step::new(r, &c.route_config)) })
                 .collect(),
         }

@@ -18,6 +18,8 @@ use crate::config::{Config, PluginPolicy};
 
 pub type PluginSet = HashMap<String, Arc<Plugin>>;
 
+type Required = BTreeMap<String, (World, String)>;
+
 /// What `sluice plugins list` shows for one plugin.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PluginStatus {
@@ -49,9 +51,11 @@ pub const STATUS_FILE: &str = "plugins.json";
 pub struct Catalog {
     loader: Loader,
     dir: PathBuf,
-    config: Arc<Config>,
+    config: RwLock<Arc<Config>>,
     /// Which world each configured use needs, with the config key naming it.
-    required: BTreeMap<String, (World, String)>,
+    required: RwLock<Required>,
+    /// The largest `memory_limit` the engine's instance pool was sized for.
+    max_memory: u64,
     current: RwLock<Arc<PluginSet>>,
     status: Mutex<BTreeMap<String, PluginStatus>>,
     status_file: PathBuf,
@@ -68,11 +72,12 @@ impl Catalog {
         let catalog = Catalog {
             loader,
             dir: config.plugins_dir.clone(),
-            required: required_worlds(&config)?,
+            required: RwLock::new(required_worlds(&config)?),
+            max_memory,
             current: RwLock::new(Arc::default()),
             status: Mutex::default(),
             status_file: config.data_dir.join(STATUS_FILE),
-            config,
+            config: RwLock::new(config),
         };
         // A built-in that does not fit the configuration (its name used in
         // another role) may be shadowed by a file; check_required judges.
@@ -84,9 +89,54 @@ impl Catalog {
         for file in catalog.wasm_files() {
             catalog.reload(&file);
         }
-        catalog.check_required()?;
+        catalog.check_required(&read(&catalog.required))?;
         catalog.write_status();
         Ok(catalog)
+    }
+
+    /// Takes a reloaded configuration: every plugin it names must be loaded
+    /// in the right world (else it is refused, naming the key, and nothing
+    /// changes); plugins whose sandbox policy changed are loaded again with
+    /// it. Blocks while they compile (from the cache, usually).
+    pub fn reconfigure(&self, config: Arc<Config>) -> anyhow::Result<Vec<String>> {
+        let required = required_worlds(&config)?;
+        for (name, policy) in &config.plugins {
+            if policy.memory_limit.0 > self.max_memory {
+                bail!(
+                    "configuration key `plugins.{name}.memory_limit`: {} bytes is above the {} the engine started with; a restart raises it",
+                    policy.memory_limit.0,
+                    self.max_memory
+                );
+            }
+        }
+        self.check_required(&required)?;
+        let set = self.snapshot();
+        for (name, (world, key)) in &required {
+            if let Some(plugin) = set.get(name)
+                && plugin.world != *world
+            {
+                bail!("configuration key `{key}`: `{name}` is a {} plugin, not a {world}", plugin.world);
+            }
+        }
+        let old = std::mem::replace(&mut *self.config.write().unwrap_or_else(PoisonError::into_inner), config.clone());
+        *self.required.write().unwrap_or_else(PoisonError::into_inner) = required;
+        let mut changes = Vec::new();
+        for (name, plugin) in set.iter().filter(|(name, _)| old.plugin_policy(name) != config.plugin_policy(name)) {
+            match &plugin.origin {
+                Origin::Builtin => {
+                    if let Err(err) = self.load_builtin(name) {
+                        self.record_failure(name, "built-in", format!("{err:#}"));
+                    }
+                }
+                Origin::File(file) => match std::fs::read(file) {
+                    Ok(bytes) => self.load_file(name, file, &bytes, true),
+                    Err(err) => self.record_failure(name, &file.display().to_string(), format!("cannot read {}: {err}", file.display())),
+                },
+            }
+            changes.push(format!("plugin `{name}` loaded again with its new sandbox policy"));
+        }
+        self.write_status();
+        Ok(changes)
     }
 
     pub fn engine(&self) -> &PluginEngine {
@@ -112,16 +162,17 @@ impl Catalog {
     pub fn reload(&self, file: &Path) {
         let Some(name) = plugin_name(file) else { return };
         match std::fs::read(file) {
-            Ok(bytes) => self.load_file(&name, file, &bytes),
+            Ok(bytes) => self.load_file(&name, file, &bytes, false),
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => self.unload(&name),
             Err(err) => self.record_failure(&name, &file.display().to_string(), format!("cannot read {}: {err}", file.display())),
         }
         self.write_status();
     }
 
-    fn load_file(&self, name: &str, file: &Path, bytes: &[u8]) {
+    /// Loads a plugin file; unless `force`, not when the same file is already loaded.
+    fn load_file(&self, name: &str, file: &Path, bytes: &[u8], force: bool) {
         let hash = content_hash(bytes);
-        if self.snapshot().get(name).is_some_and(|p| p.hash == hash && p.origin == Origin::File(file.to_path_buf())) {
+        if !force && self.snapshot().get(name).is_some_and(|p| p.hash == hash && p.origin == Origin::File(file.to_path_buf())) {
             return;
         }
         match self.load(name, bytes, Origin::File(file.to_path_buf())) {
@@ -144,8 +195,9 @@ impl Catalog {
     }
 
     fn load(&self, name: &str, bytes: &[u8], origin: Origin) -> anyhow::Result<Plugin> {
-        let plugin = self.loader.load(name, bytes, origin, self.config.plugin_policy(name))?;
-        if let Some((world, key)) = self.required.get(name)
+        let policy = read(&self.config).plugin_policy(name);
+        let plugin = self.loader.load(name, bytes, origin, policy)?;
+        if let Some((world, key)) = read(&self.required).get(name)
             && *world != plugin.world
         {
             bail!("it is a {} plugin, but `{key}` uses it as a {world}", plugin.world);
@@ -166,7 +218,7 @@ impl Catalog {
             return;
         }
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(set);
-        if let Some((_, key)) = self.required.get(name) {
+        if let Some((_, key)) = read(&self.required).get(name) {
             tracing::warn!(plugin = name, "plugin file removed; `{key}` names it and now does without it");
         } else {
             tracing::info!(plugin = name, "plugin removed");
@@ -213,9 +265,9 @@ impl Catalog {
         entry.last_error = Some(error);
     }
 
-    fn check_required(&self) -> anyhow::Result<()> {
+    fn check_required(&self, required: &Required) -> anyhow::Result<()> {
         let set = self.snapshot();
-        for (name, (world, key)) in &self.required {
+        for (name, (world, key)) in required {
             if !set.contains_key(name) {
                 let why = self.status.lock().unwrap_or_else(PoisonError::into_inner).get(name).and_then(|s| s.last_error.clone());
                 let mut available: Vec<&str> = set.keys().map(String::as_str).collect();
@@ -246,19 +298,21 @@ impl Catalog {
     /// Written after every change so `sluice plugins list` can show it.
     fn write_status(&self) {
         let statuses = self.statuses();
-        let result = serde_json::to_vec_pretty(&statuses)
-            .map_err(anyhow::Error::from)
-            .and_then(|json| {
-                let dir = self.status_file.parent().context("status file has no folder")?;
-                let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-                std::io::Write::write_all(&mut tmp, &json)?;
-                tmp.persist(&self.status_file)?;
-                Ok(())
-            });
+        let result = serde_json::to_vec_pretty(&statuses).map_err(anyhow::Error::from).and_then(|json| {
+            let dir = self.status_file.parent().context("status file has no folder")?;
+            let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+            std::io::Write::write_all(&mut tmp, &json)?;
+            tmp.persist(&self.status_file)?;
+            Ok(())
+        });
         if let Err(err) = result {
             tracing::warn!(file = %self.status_file.display(), "cannot write the plugin status: {err:#}");
         }
     }
+}
+
+fn read<T: Clone>(lock: &RwLock<T>) -> T {
+    lock.read().unwrap_or_else(PoisonError::into_inner).clone()
 }
 
 /// `plugins/require-fields.wasm` → `require-fields`; `None` for other files.
@@ -272,11 +326,11 @@ pub fn plugin_name(file: &Path) -> Option<String> {
 
 /// Every plugin the configuration uses, the world it must implement and the
 /// first config key that names it.
-fn required_worlds(config: &Config) -> anyhow::Result<BTreeMap<String, (World, String)>> {
-    let validators = config.validate.iter().enumerate().map(|(i, step)| (&step.plugin, World::Validator, format!("validate[{i}].plugin")));
+fn required_worlds(config: &Config) -> anyhow::Result<Required> {
+    let validators = config.validator_uses().into_iter().map(|(key, step)| (&step.plugin, World::Validator, key));
     let routers = config.connectors.iter().filter_map(|(c, cfg)| Some((cfg.route.as_ref()?, World::Router, format!("connectors.{c}.route"))));
     let delivery = config.connectors.iter().filter_map(|(c, cfg)| Some((cfg.plugin.as_ref()?, World::Connector, format!("connectors.{c}.plugin"))));
-    let mut required: BTreeMap<String, (World, String)> = BTreeMap::new();
+    let mut required = Required::new();
     for (name, world, key) in validators.chain(routers).chain(delivery) {
         match required.get(name) {
             Some((first, first_key)) if *first != world => {

@@ -126,7 +126,8 @@ pub fn check(config: &Config, request: &CheckRequest) -> anyhow::Result<CheckRep
     }
 
     let outbound_tls = crate::tls::OutboundTlsSet::from_config(&config.outbound_tls)?;
-    let engine = PluginEngine::new(report.policy.memory_limit.0 as usize, outbound_tls).map_err(anyhow::Error::from).context("cannot start the plugin engine")?;
+    let engine =
+        PluginEngine::new(report.policy.memory_limit.0 as usize, outbound_tls).map_err(anyhow::Error::from).context("cannot start the plugin engine")?;
     // The engine's own cache when it exists, so the timing is what `serve`
     // would see; never created here.
     let cache = Some(config.plugin_cache()).filter(|dir| dir.is_dir() && !request.no_cache);
@@ -169,7 +170,9 @@ pub fn check(config: &Config, request: &CheckRequest) -> anyhow::Result<CheckRep
         return Ok(report);
     }
     let message = match &request.message {
-        Some(bytes) => Message::parse(bytes.clone().into(), config.charset_policy()).map_err(|err| anyhow::anyhow!("the sample message does not parse: {err}"))?,
+        Some(bytes) => {
+            Message::parse(bytes.clone().into(), config.charset_policy()).map_err(|err| anyhow::anyhow!("the sample message does not parse: {err}"))?
+        }
         None => Message::parse(crate::send::adt_a01("CHECK0001", 1024).into(), config.charset_policy()).map_err(|err| anyhow::anyhow!("{err}"))?,
     };
     let use_ = uses.iter().find(|u| u.world == typed.world);
@@ -180,7 +183,14 @@ pub fn check(config: &Config, request: &CheckRequest) -> anyhow::Result<CheckRep
     };
     let connector = use_.and_then(|u| u.connector.clone()).unwrap_or_else(|| "check".to_string());
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let calls = Calls { engine: &engine, name: Arc::from(report.name.as_str()), typed: &typed, policy: &report.policy, message: Arc::new(message), settings: Arc::from(settings.as_str()) };
+    let calls = Calls {
+        engine: &engine,
+        name: Arc::from(report.name.as_str()),
+        typed: &typed,
+        policy: &report.policy,
+        message: Arc::new(message),
+        settings: Arc::from(settings.as_str()),
+    };
     let result = match typed.world {
         World::Validator => runtime.block_on(calls.time(Call::Validate, request.runs)),
         World::Router => runtime.block_on(calls.time(Call::Route { connector: &connector }, request.runs)),
@@ -214,8 +224,8 @@ struct Use {
 }
 
 fn uses_of(config: &Config, name: &str) -> Vec<Use> {
-    let validators = config.validate.iter().enumerate().filter(|(_, step)| step.plugin == name).map(|(i, step)| Use {
-        key: format!("validate[{i}].plugin"),
+    let validators = config.validator_uses().into_iter().filter(|(_, step)| step.plugin == name).map(|(key, step)| Use {
+        key,
         world: World::Validator,
         settings: step.config.clone(),
         connector: None,
@@ -371,4 +381,3 @@ fn micros(d: Duration) -> f64 {
 fn millis(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
-

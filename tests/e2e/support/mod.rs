@@ -95,13 +95,7 @@ impl Sluice {
 
     /// [`Sluice::launch`] with extra environment variables for the server.
     pub fn launch_with_env(&mut self, env: &[(&str, &str)]) {
-        let config = format!(
-            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\nplugins_dir = {:?}\n{}\n",
-            self.data_dir().display().to_string(),
-            self.plugins_dir().display().to_string(),
-            self.extra_config
-        );
-        std::fs::write(self.config_path(), config).unwrap();
+        self.write_config();
         let stderr = std::fs::File::options().create(true).append(true).open(self.dir.path().join("stderr.log")).unwrap();
         let mut child = Command::new(SLUICE)
             .args(["serve", "--config"])
@@ -119,6 +113,49 @@ impl Sluice {
         self.tls_addr = ready.tls;
         self.admin = ready.admin;
         self.child = Some(child);
+    }
+
+    /// Writes the config file: `listen`, `data_dir`, `plugins_dir`, then the test's own.
+    fn write_config(&self) {
+        let config = format!(
+            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\nplugins_dir = {:?}\n{}\n",
+            self.data_dir().display().to_string(),
+            self.plugins_dir().display().to_string(),
+            self.extra_config
+        );
+        // Written beside and renamed into place, as careful operators (and
+        // config management) do: the server never reads half a file.
+        let staging = self.dir.path().join("sluice.toml.part");
+        std::fs::write(&staging, config).unwrap();
+        std::fs::rename(&staging, self.config_path()).unwrap();
+    }
+
+    /// Replaces the test's part of the config file of a running server.
+    pub fn rewrite_config(&mut self, config: &str) {
+        self.extra_config = config.to_string();
+        self.write_config();
+    }
+
+    /// The running server's interfaces, as `sluice interfaces list --json` shows them.
+    pub fn interfaces(&self) -> Vec<serde_json::Value> {
+        match self.cli_json(&["interfaces", "list"]) {
+            serde_json::Value::Array(list) => list,
+            other => panic!("`interfaces list --json` is not an array: {other}"),
+        }
+    }
+
+    /// The first (plain) listener of an interface, if it runs.
+    pub fn interface_addr(&self, name: &str) -> Option<SocketAddr> {
+        let interfaces = self.interfaces();
+        let interface = interfaces.iter().find(|i| i["name"] == name)?;
+        interface["listeners"].as_array()?.iter().find(|l| l["tls"] == false)?["addr"].as_str()?.parse().ok()
+    }
+
+    /// A Prometheus sample summed over the series whose labels include `labels`.
+    pub fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let (status, text) = self.admin_get("/metrics", None);
+        assert_eq!(status, 200, "{text}");
+        metric_sum(&text, name, labels)
     }
 
     pub fn log_path(&self) -> PathBuf {

@@ -331,3 +331,28 @@ fn https_delivery_to_a_server_with_a_private_ca() {
     assert_eq!(body, adt("HTTPS-1"), "the message, byte for byte");
     wait_until(Duration::from_secs(30), "the outbox drained", || sender.depths("ehr") == (0, 0));
 }
+
+/// A named interface with `tls = "default"` speaks TLS with the `[tls]`
+/// certificate, beside a plain default interface, with no `tls.listen`.
+#[test]
+fn a_named_interface_uses_the_default_tls_certificate() {
+    let scratch = tempfile::tempdir().unwrap();
+    let pki = Pki::new(scratch.path(), "site");
+    let server = pki.server("lab-server");
+    let sluice = Sluice::start(&format!(
+        "[tls]\ncert = {:?}\nkey = {:?}\n[interfaces.lab]\nlisten = \"127.0.0.1:0\"\ntls = \"default\"\n",
+        server.cert.display().to_string(),
+        server.key.display().to_string()
+    ));
+    assert_eq!(sluice.tls_addr, None, "no TLS listener on the default interface");
+    let interfaces = sluice.interfaces();
+    let lab = interfaces.iter().find(|i| i["name"] == "lab").expect("lab listed");
+    assert_eq!(lab["listeners"][0]["tls"], true, "{lab}");
+    let addr = lab["listeners"][0]["addr"].as_str().unwrap().parse().unwrap();
+    let mut client = tls_connect(addr, &pki.ca_file(), None).expect("TLS handshake");
+    assert_eq!(peer_common_name(&client), "lab-server");
+    assert_eq!(ack_field(&client.send(&adt("LAB-TLS-1")), "MSA", 1), "AA");
+    assert_eq!(ack_field(&sluice.client().send(&adt("PLAIN-1")), "MSA", 1), "AA", "the default interface stays plain");
+    let lab = sluice.interfaces().into_iter().find(|i| i["name"] == "lab").unwrap();
+    assert_eq!(lab["connections"][0]["tls"], true, "{lab}");
+}

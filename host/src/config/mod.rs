@@ -344,7 +344,7 @@ impl Config {
         if let Some(Err(err)) = self.listen_addr() {
             return invalid("listen", format!("`{}` is not an address like 0.0.0.0:2575, or `off` ({err})", self.listen));
         }
-        if let Some((key, reason)) = self.tls.problem() {
+        if let Some((key, reason)) = self.tls.problem(self.interfaces.values().any(|i| i.tls.is_some())) {
             return invalid(&format!("tls.{key}"), reason);
         }
         if let Some((key, reason)) = self.interface_problem() {

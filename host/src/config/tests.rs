@@ -82,6 +82,26 @@ fn refuses_unknown_keys_and_bad_values_naming_the_key() {
             ("[admin]\nlisten = \"0.0.0.0:2580\"", "admin.token"),
             ("[outbound_tls.\"lis\"]", "outbound_tls.\"lis\""),
             ("[outbound_tls.\"lis:6661\"]\ncert = \"c.pem\"", "outbound_tls.\"lis:6661\".key"),
+            ("[interfaces.lab]\nvalidate = []", "interfaces.lab.listen"),
+            ("[interfaces.lab]\nlisten = \"port 6661\"", "interfaces.lab.listen"),
+            ("[interfaces.lab]\nlisten = \"127.0.0.1:6661\"\nlistne = 1", "listne"),
+            ("[interfaces.lab]\nlisten = \"127.0.0.1:6661\"\nconnectors = [\"lis\"]", "interfaces.lab.connectors"),
+            ("[interfaces.lab]\nlisten = \"127.0.0.1:6661\"\ntls = \"default\"", "interfaces.lab.tls"),
+            ("[interfaces.lab]\nlisten = \"127.0.0.1:6661\"\ntls = \"other\"", "interfaces.lab.tls"),
+            ("[interfaces.lab]\nlisten = \"127.0.0.1:6661\"\nidle_timeout = \"0s\"", "interfaces.lab.idle_timeout"),
+            ("[interfaces.lab]\nlisten = \"127.0.0.1:6661\"\nmax_frame_size = 100", "interfaces.lab.max_frame_size"),
+            ("[interfaces.lab]\nlisten = \"127.0.0.1:6661\"\nframing = { start = 0x1C }", "interfaces.lab.framing"),
+            ("[interfaces.lab]\nlisten = \"127.0.0.1:6661\"\nframing = { end = 13 }", "interfaces.lab.framing"),
+            ("[interfaces.lab]\nlisten = \"127.0.0.1:6661\"\nack_mode = \"sometimes\"", "ack_mode"),
+            (
+                "[interfaces.lab]\nlisten = \"127.0.0.1:6661\"\n[[interfaces.lab.senders]]\nsending_application = \"[\"",
+                "interfaces.lab.senders[0].sending_application",
+            ),
+            ("[interfaces.lab]\nlisten = \"127.0.0.1:6661\"\n[[interfaces.lab.senders]]\non_reject = \"drop\"", "on_reject"),
+            ("[interfaces.lab]\nlisten = \"127.0.0.1:6661\"\n[[interfaces.lab.validate]]\nplugin = \"../x\"", "interfaces.lab.validate[0].plugin"),
+            ("[interfaces.\"my lab\"]\nlisten = \"127.0.0.1:6661\"", "interfaces.my lab"),
+            ("listen = \"127.0.0.1:6661\"\n[interfaces.lab]\nlisten = \"127.0.0.1:6661\"", "interfaces.lab.listen"),
+            ("listen = \"off\"\n[interfaces.default]\nack_mode = \"none\"", "listen"),
         ];
         for (i, (text, key)) in cases.iter().enumerate() {
             let file = format!("bad{i}.toml");
@@ -167,6 +187,40 @@ fn tls_listener_beside_or_instead_of_plain() {
             (defaults.connect_timeout, defaults.pre_shutdown_delay, defaults.log_phi, defaults.tls.listen),
             (Duration::from_secs(10), Duration::ZERO, false, None)
         );
+        Ok(())
+    });
+}
+
+#[test]
+fn interfaces_inherit_the_top_level_limits_and_the_default_interface_is_the_top_level() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "i.toml",
+            "listen = \"127.0.0.1:2575\"\nidle_timeout = \"7s\"\nmax_connections = 9\n\
+             [[validate]]\nplugin = \"require-fields\"\n\
+             [connectors.lis]\n[connectors.archive]\n\
+             [interfaces.default]\nack_mode = \"original\"\n\
+             [interfaces.lab]\nlisten = \"127.0.0.1:6661\"\nconnectors = [\"lis\"]\nmax_connections = 2\nframing = { trailing_cr = false }\n\
+             [[interfaces.lab.senders]]\nsending_application = \"OLDDEV*\"\non_reject = \"close\"\n",
+        )?;
+        let config = load(&["i.toml"], &Overrides::default()).unwrap();
+        let specs = config.interface_specs().unwrap();
+        let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["default", "lab"]);
+        let (default, lab) = (&specs[0], &specs[1]);
+        assert_eq!(default.listeners, [ListenerSpec { addr: "127.0.0.1:2575".parse().unwrap(), tls: false }]);
+        assert_eq!(default.validate[0].plugin, "require-fields", "the top-level validators");
+        assert_eq!(default.connectors, ["archive", "lis"], "every connector");
+        assert_eq!(default.ack.ack_mode, AckModeSetting::Original);
+        assert_eq!((default.max_connections, default.idle_timeout), (9, Duration::from_secs(7)));
+        assert!(lab.validate.is_empty(), "a named interface has only its own validators");
+        assert_eq!(lab.connectors, ["lis"]);
+        assert_eq!((lab.max_connections, lab.idle_timeout), (2, Duration::from_secs(7)), "own limit, inherited timeout");
+        assert!(!lab.framing.trailing_cr && lab.framing.start == 0x0B);
+        assert_eq!(lab.ack.senders[0].on_reject, Some(OnNack::Close));
+        assert_eq!(lab.ack.senders[0].sending_facility, "*");
+        let uses: Vec<String> = config.validator_uses().into_iter().map(|(key, _)| key).collect();
+        assert_eq!(uses, ["validate[0].plugin"]);
         Ok(())
     });
 }

@@ -65,13 +65,21 @@ pub type OutboundTls = BTreeMap<String, OutboundTlsConfig>;
 
 impl ServerTlsConfig {
     /// The first problem, as (key under `tls.`, reason).
-    pub(super) fn problem(&self) -> Option<(&'static str, String)> {
+    /// `for_interfaces`: an interface has `tls = "default"`, so the
+    /// certificate is used without `tls.listen` (which checks it itself).
+    pub(super) fn problem(&self, for_interfaces: bool) -> Option<(&'static str, String)> {
         let Some(listen) = &self.listen else {
+            if for_interfaces {
+                return None;
+            }
             let stray = [("cert", self.cert.is_some()), ("key", self.key.is_some()), ("client_ca", self.client_ca.is_some())];
-            return stray
-                .iter()
-                .find(|(_, set)| *set)
-                .map(|(key, _)| (*key, "is set but `tls.listen` is not: name the TLS listener's address (e.g. 0.0.0.0:2576)".into()));
+            return stray.iter().find(|(_, set)| *set).map(|(key, _)| {
+                (
+                    *key,
+                    "is set but neither `tls.listen` nor an interface's `tls = \"default\"` uses it: name the TLS listener's address (e.g. 0.0.0.0:2576)"
+                        .into(),
+                )
+            });
         };
         if let Err(err) = listen.parse::<std::net::SocketAddr>() {
             return Some(("listen", format!("`{listen}` is not an address like 0.0.0.0:2576 ({err})")));

@@ -62,9 +62,13 @@ impl InterfaceStats {
         self.last_message_ms.store(now, Ordering::Relaxed);
         let mut senders = lock(&self.senders);
         let label = if senders.contains_key(sender) || senders.len() < MAX_SENDERS { sender } else { "other" };
-        let counts = senders.entry(label.to_string()).or_default();
-        *counts.messages.entry(answer.to_string()).or_default() += 1;
-        *counts.bytes.entry(answer.to_string()).or_default() += bytes as u64;
+        // Looked up before inserting: the message path allocates no keys once a sender is known.
+        if !senders.contains_key(label) {
+            senders.insert(label.to_string(), SenderCounts::default());
+        }
+        let counts = senders.get_mut(label).expect("inserted above");
+        add(&mut counts.messages, answer, 1);
+        add(&mut counts.bytes, answer, bytes as u64);
         counts.last_message_ms = now;
         label.to_string()
     }
@@ -116,6 +120,15 @@ pub fn sender_label(application: &[u8], facility: &[u8]) -> String {
         label.truncate(end);
     }
     label
+}
+
+fn add(counts: &mut BTreeMap<String, u64>, key: &str, n: u64) {
+    match counts.get_mut(key) {
+        Some(count) => *count += n,
+        None => {
+            counts.insert(key.to_string(), n);
+        }
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

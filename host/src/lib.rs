@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod delivery;
 pub mod interface;
+pub mod journal;
 pub use sluice_hl7 as hl7;
 pub mod logging;
 pub mod metrics;

@@ -52,7 +52,7 @@ pub async fn run(config: Config, source: ConfigSource, shutdown: CancellationTok
     let (reload_tx, reload_rx) = mpsc::unbounded_channel();
     let signals = crate::reload::on_signals(reload_tx.clone(), shutdown.child_token())?;
     let connectors: Vec<Arc<str>> = config.connectors.keys().map(|name| Arc::from(name.as_str())).collect();
-    let options = StoreOptions { dedupe_window: config.dedupe_window, rejected_retention: config.rejected_retention };
+    let options = StoreOptions { dedupe_window: config.dedupe_window, rejected_retention: config.rejected_retention, journal: config.journal.clone() };
     let store = Store::open(&config.data_dir, options, &connectors)?;
     let config = Arc::new(config);
     let catalog = {
@@ -60,6 +60,7 @@ pub async fn run(config: Config, source: ConfigSource, shutdown: CancellationTok
         Arc::new(tokio::task::spawn_blocking(move || Catalog::open(config)).await??)
     };
     let watcher = crate::plugin::watch(catalog.clone(), shutdown.child_token())?;
+    let compaction = store.journal().compact_periodically(shutdown.child_token());
     let pipeline =
         Arc::new(Pipeline::new(config.charset_policy(), store.handle(), metrics.clone()).with_plugins(catalog.clone()).with_rejected(store.rejected()));
     let delivery = Arc::new(Delivery::start(&config, store.queues(), catalog.clone(), metrics.clone()).await);
@@ -101,6 +102,7 @@ pub async fn run(config: Config, source: ConfigSource, shutdown: CancellationTok
         ready: ready.clone(),
         interfaces: Some(interfaces.clone()),
         rejected: Some(store.rejected()),
+        journal: Some(store.journal()),
     };
     let admin = crate::admin::start(&config, admin_state, &shutdown)?;
     ready.store(true, Ordering::SeqCst);
@@ -133,6 +135,7 @@ pub async fn run(config: Config, source: ConfigSource, shutdown: CancellationTok
     // The last commit handles are gone: the committer finishes its queue and stops.
     drop(pipeline);
     watcher.abort();
+    compaction.abort();
     tokio::task::spawn_blocking(move || store.close()).await??;
     tracing::info!(frames = metrics.frames.get(), duplicates = metrics.duplicates.get(), ignored_bytes = metrics.ignored_bytes.get(), "store flushed; stopped");
     Ok(())

@@ -11,6 +11,7 @@ mod durability;
 mod ingest;
 mod interfaces;
 mod interop;
+mod journal;
 mod languages;
 mod plugin_check;
 mod plugins;

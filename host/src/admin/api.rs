@@ -11,7 +11,13 @@ use serde_json::{Value, json};
 
 use super::AdminState;
 use super::error::ApiError;
+use std::net::SocketAddr;
+
+use axum::Extension;
+use axum::extract::ConnectInfo;
+
 use crate::interface::InterfaceStatus;
+use crate::journal::{Journal, Query as JournalQuery, Shown};
 use crate::outbox::{DeadLetter, Queued, Queues, RejectedEntry, RejectedRecord, Selection, StoreError};
 use crate::plugin::PluginStatus;
 
@@ -44,9 +50,67 @@ pub struct ShownDeadLetter {
     raw: String,
 }
 
-/// `GET /api/outbox`
+/// `GET /api/outbox`: depths, and the journal's disk use.
 pub async fn outbox_depths(State(state): State<AdminState>) -> Json<Value> {
-    Json(json!({ "connectors": state.queues.depths() }))
+    let journal_bytes = state.journal.as_ref().map(Journal::disk_bytes);
+    Json(json!({ "connectors": state.queues.depths(), "journal_bytes": journal_bytes }))
+}
+
+/// `GET /api/messages?control_id=&patient=&type=&sender=&ack=&state=&from_ms=&to_ms=&before=&limit=`:
+/// journalled messages, newest first; `next` is the cursor of the next page.
+pub async fn messages(State(state): State<AdminState>, query: Result<Query<JournalQuery>, QueryRejection>) -> Result<Json<Value>, ApiError> {
+    let Query(query) = query.map_err(|err| {
+        ApiError::BadRequest(format!("bad query: {} (expected control_id, patient, type, sender, ack, state, from_ms, to_ms, before, limit)", err.body_text()))
+    })?;
+    let journal = journal_of(&state)?;
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT).min(crate::journal::MAX_LIMIT);
+    let query = JournalQuery { limit: Some(limit), ..query };
+    let found = blocking("searching the journal".into(), move || journal.search(&query)).await?;
+    let next = if found.len() == limit { found.last().map(|m| m.id) } else { None };
+    Ok(Json(json!({ "messages": found, "next": next })))
+}
+
+/// `GET /api/messages/{id}`: the message, its ACK and its per-connector history.
+pub async fn message(State(state): State<AdminState>, id: Result<Path<u64>, PathRejection>) -> Result<Json<Shown>, ApiError> {
+    let Path(id) = id.map_err(|err| ApiError::BadRequest(format!("bad ID: {}", err.body_text())))?;
+    let journal = journal_of(&state)?;
+    match blocking(format!("reading message {id}"), move || journal.show(id)).await? {
+        Some(shown) => Ok(Json(shown)),
+        None => Err(ApiError::NotFound(format!("no message {id} in the journal"))),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resend {
+    connector: String,
+}
+
+/// `POST /api/messages/{id}/resend` with `{"connector": NAME}`: queued again, audited with the client's address.
+pub async fn resend(
+    State(state): State<AdminState>,
+    client: Option<Extension<ConnectInfo<SocketAddr>>>,
+    id: Result<Path<u64>, PathRejection>,
+    body: Result<Json<Resend>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Path(id) = id.map_err(|err| ApiError::BadRequest(format!("bad ID: {}", err.body_text())))?;
+    let Json(Resend { connector }) = body.map_err(|err| ApiError::BadRequest(format!("bad body: {}; expected {{\"connector\": NAME}}", err.body_text())))?;
+    known(&state, &connector)?;
+    let by = client.map_or_else(|| "admin API".to_string(), |Extension(ConnectInfo(addr))| format!("admin API from {addr}"));
+    let queues = state.queues.clone();
+    let (target, who) = (connector.clone(), by.clone());
+    let message_id = match tokio::task::spawn_blocking(move || queues.resend(&target, id, &who)).await {
+        Ok(Ok(message_id)) => message_id,
+        Ok(Err(StoreError::BadQuery(reason))) => return Err(ApiError::BadRequest(reason)),
+        Ok(Err(err)) => return Err(ApiError::Internal(format!("resending message {id}: {err}"))),
+        Err(err) => return Err(ApiError::Internal(format!("resending message {id}: {err}"))),
+    };
+    tracing::info!(id, connector, by, "journalled message resent through the admin API");
+    Ok(Json(json!({ "resent": id, "connector": connector, "message_id": message_id })))
+}
+
+fn journal_of(state: &AdminState) -> Result<Journal, ApiError> {
+    state.journal.clone().ok_or_else(|| ApiError::NotFound("no journal".into()))
 }
 
 /// `GET /api/outbox/{connector}?limit=N`
@@ -208,6 +272,7 @@ fn no_dead_letter(connector: &str, id: u64) -> ApiError {
 async fn blocking<T: Send + 'static>(what: String, call: impl FnOnce() -> Result<T, StoreError> + Send + 'static) -> Result<T, ApiError> {
     match tokio::task::spawn_blocking(call).await {
         Ok(Ok(value)) => Ok(value),
+        Ok(Err(StoreError::BadQuery(reason))) => Err(ApiError::BadRequest(reason)),
         Ok(Err(err)) => Err(ApiError::Internal(format!("{what}: {err}"))),
         Err(err) => Err(ApiError::Internal(format!("{what}: the store call did not finish ({err})"))),
     }

@@ -12,5 +12,9 @@ const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=
 pub async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
     // Depths are kept in memory by the queues: no store scan, no blocking.
     state.metrics.set_queue_depths(&state.queues.depths());
+    if let Some(journal) = &state.journal {
+        // RocksDB properties from memory: cheap enough for every scrape.
+        state.metrics.journal_bytes.set(i64::try_from(journal.disk_bytes()).unwrap_or(i64::MAX));
+    }
     ([(header::CONTENT_TYPE, OPENMETRICS)], state.metrics.encode())
 }

@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::AdminConfig;
 use crate::interface::Interfaces;
+use crate::journal::Journal;
 use crate::metrics::Metrics;
 use crate::outbox::{Queues, Rejected};
 use crate::plugin::Catalog;
@@ -42,6 +43,8 @@ pub struct AdminState {
     pub interfaces: Option<Arc<Interfaces>>,
     /// Messages the interfaces refused (`None` in tests without them).
     pub rejected: Option<Rejected>,
+    /// Every message received (`None` in tests without a store).
+    pub journal: Option<Journal>,
 }
 
 /// A bound, not yet serving, admin listener.
@@ -55,7 +58,7 @@ pub struct AdminServer {
 pub fn bind(config: &AdminConfig) -> anyhow::Result<Option<AdminServer>> {
     let Some(addr) = config.listen_addr() else { return Ok(None) };
     let addr =
-        addr.map_err(|err| anyhow::anyhow!("configuration key `admin.listen`: `{}` is not an address like 127.0.0.1:2580, or `off` ({err})", config.listen))?;
+        addr.map_err(|err| anyhow::anyhow!("configuration key `admin.listen`: `{}` is not an address like 127.0.0.1:9275, or `off` ({err})", config.listen))?;
     let listener = std::net::TcpListener::bind(addr).with_context(|| format!("configuration key `admin.listen`: cannot listen on {addr}"))?;
     // Accepted through tokio, which needs a non-blocking socket.
     listener.set_nonblocking(true).context("admin listener")?;
@@ -71,7 +74,8 @@ impl AdminServer {
     /// Serves until `shutdown` is cancelled, then finishes the requests in flight.
     pub async fn serve(self, state: AdminState, shutdown: CancellationToken) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::from_std(self.listener).context("admin listener")?;
-        axum::serve(listener, router(state, self.token))
+        // The client's address reaches the handlers: actions are audited with it.
+        axum::serve(listener, router(state, self.token).into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown.cancelled_owned())
             .await
             .with_context(|| format!("admin endpoint on {}", self.addr))
@@ -92,6 +96,9 @@ pub fn router(state: AdminState, token: Option<Arc<str>>) -> Router {
         .route("/api/interfaces", get(api::interfaces))
         .route("/api/rejected", get(api::rejected))
         .route("/api/rejected/{id}", get(api::rejected_one))
+        .route("/api/messages", get(api::messages))
+        .route("/api/messages/{id}", get(api::message))
+        .route("/api/messages/{id}/resend", post(api::resend))
         .route_layer(axum::middleware::from_fn_with_state(token, auth::require_token));
     Router::new()
         .route("/healthz", get(health::healthz))

@@ -33,7 +33,7 @@ fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let connectors: Vec<Arc<str>> = vec![Arc::from("lab"), Arc::from("archive")];
     let store =
-        Store::open(&dir.path().join("data"), StoreOptions { dedupe_window: Duration::ZERO, rejected_retention: std::time::Duration::ZERO }, &connectors)
+        Store::open(&dir.path().join("data"), StoreOptions { dedupe_window: Duration::ZERO, rejected_retention: std::time::Duration::ZERO, journal: Default::default() }, &connectors)
             .unwrap();
     let state = AdminState {
         queues: store.queues(),
@@ -42,6 +42,7 @@ fn fixture() -> Fixture {
         ready: Arc::default(),
         interfaces: None,
         rejected: Some(store.rejected()),
+        journal: Some(store.journal()),
     };
     Fixture { _dir: dir, store, state }
 }
@@ -56,6 +57,7 @@ impl Fixture {
             sending_facility: "HOSP".into(),
             message_type: "ADT^A01".into(),
             control_id: control_id.into(),
+            journal_id: None,
         };
         let raw = Bytes::from(format!("MSH|^~\\&|EHR|HOSP|||1||ADT^A01|{control_id}|P|2.5\rPID|1||42\r"));
         let message = NewMessage {
@@ -65,6 +67,7 @@ impl Fixture {
             dedupe_key: dedupe_key(b"EHR", b"HOSP", control_id.as_bytes()),
             connectors: vec![Arc::from("lab"), Arc::from("archive")],
             ack: None,
+            journal: None,
         };
         self.store.handle().commit(message).await.unwrap();
     }
@@ -178,12 +181,13 @@ async fn outbox_depths_and_entries() {
     let (status, depths) = f.get("/api/outbox").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
-        depths,
-        json!({"connectors": [
+        depths["connectors"],
+        json!([
             {"connector": "archive", "outbox": 2, "dead_letter": 0},
             {"connector": "lab", "outbox": 2, "dead_letter": 0},
-        ]})
+        ])
     );
+    assert!(depths["journal_bytes"].as_u64().is_some(), "{depths}");
     let (status, entries) = f.get("/api/outbox/lab?limit=1").await;
     assert_eq!(status, StatusCode::OK);
     let entries = entries.as_array().unwrap();

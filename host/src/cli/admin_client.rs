@@ -16,9 +16,9 @@ use crate::config::Config;
 /// Where the running server is; every command that needs it takes these.
 #[derive(Debug, Clone, Args)]
 pub struct AdminArgs {
-    /// The server's admin endpoint, e.g. http://127.0.0.1:2580 (default:
+    /// The server's admin endpoint, `127.0.0.1:9275` or a URL (default:
     /// the address in DATA_DIR/admin.addr, then config `admin.listen`).
-    #[arg(long = "admin", value_name = "URL")]
+    #[arg(long = "admin", value_name = "ADDR")]
     pub url: Option<String>,
     /// Bearer token for the admin endpoint (default: config `admin.token`).
     #[arg(long, value_name = "TOKEN")]
@@ -142,7 +142,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config { data_dir: dir.path().to_path_buf(), ..Config::default() };
         assert_eq!(resolve(&args(Some("localhost:9/")), &config).unwrap().0, "http://localhost:9");
-        assert_eq!(resolve(&args(None), &config).unwrap().0, "http://127.0.0.1:2580");
+        assert_eq!(resolve(&args(None), &config).unwrap().0, "http://127.0.0.1:9275");
         config.admin.listen = "0.0.0.0:2581".into();
         assert_eq!(resolve(&args(None), &config).unwrap().0, "http://127.0.0.1:2581", "unspecified means loopback");
         let _file = crate::admin::AddrFile::write(dir.path(), "127.0.0.1:45678".parse().unwrap()).unwrap();

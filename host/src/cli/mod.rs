@@ -3,6 +3,7 @@
 mod admin_client;
 mod dlq;
 mod interfaces;
+mod messages;
 mod outbox;
 mod plugins;
 mod send;
@@ -36,6 +37,9 @@ pub enum Command {
     /// Show the plugins the running engine has loaded.
     #[command(subcommand)]
     Plugins(plugins::PluginsCommand),
+    /// Search the journal, show a message with its ACK and history, resend one.
+    #[command(subcommand)]
+    Messages(messages::MessagesCommand),
     /// Show the running engine's interfaces, their connections and senders.
     #[command(subcommand)]
     Interfaces(interfaces::InterfacesCommand),
@@ -61,6 +65,9 @@ pub struct ConfigArgs {
     /// Plugins directory (config `plugins_dir`).
     #[arg(long, value_name = "DIR")]
     pub plugins_dir: Option<PathBuf>,
+    /// Admin endpoint address (config `admin.listen`).
+    #[arg(long, value_name = "ADDR")]
+    pub admin_listen: Option<String>,
 }
 
 impl ConfigArgs {
@@ -69,7 +76,12 @@ impl ConfigArgs {
     }
 
     pub fn overrides(&self) -> Overrides {
-        Overrides { listen: self.listen.clone(), data_dir: self.data_dir.clone(), plugins_dir: self.plugins_dir.clone() }
+        Overrides {
+            listen: self.listen.clone(),
+            data_dir: self.data_dir.clone(),
+            plugins_dir: self.plugins_dir.clone(),
+            admin: self.admin_listen.clone().map(|listen| crate::config::AdminOverride { listen }),
+        }
     }
 }
 
@@ -81,6 +93,7 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Dlq(command) => dlq::run(command),
         Command::Plugins(command) => plugins::run(command),
         Command::Interfaces(command) => interfaces::run_interfaces(command),
+        Command::Messages(command) => messages::run(command),
         Command::Rejected(command) => interfaces::run_rejected(command),
         Command::Config(args) => {
             print!("{}", toml::to_string(&args.load()?)?);

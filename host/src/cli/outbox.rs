@@ -38,6 +38,8 @@ pub enum OutboxCommand {
 #[derive(Debug, Deserialize)]
 struct Depths {
     connectors: Vec<Depth>,
+    /// The message journal's disk use.
+    journal_bytes: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -64,8 +66,12 @@ pub fn run(command: OutboxCommand) -> anyhow::Result<ExitCode> {
                 println!("{depths}");
             } else {
                 println!("{:<24} {:>12} {:>12}", "connector", "outbox", "dead_letter");
-                for d in serde_json::from_value::<Depths>(depths)?.connectors {
+                let depths = serde_json::from_value::<Depths>(depths)?;
+                for d in depths.connectors {
                     println!("{:<24} {:>12} {:>12}", d.connector, d.outbox, d.dead_letter);
+                }
+                if let Some(bytes) = depths.journal_bytes {
+                    println!("journal: {:.1} MiB on disk", bytes as f64 / (1024.0 * 1024.0));
                 }
             }
         }

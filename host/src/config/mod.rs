@@ -87,7 +87,12 @@ pub struct Config {
     /// reason) are kept in the rejected store; 0 keeps them until purged.
     #[serde(with = "humantime_serde")]
     pub rejected_retention: Duration,
+    /// The message journal: what arrived, what the sender got, each connector's history.
+    pub journal: crate::journal::JournalConfig,
 }
+
+/// Where the admin endpoint listens unless configured otherwise.
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9275";
 
 /// The admin HTTP endpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -102,7 +107,7 @@ pub struct AdminConfig {
 
 impl Default for AdminConfig {
     fn default() -> Self {
-        AdminConfig { listen: "127.0.0.1:2580".into(), token: None }
+        AdminConfig { listen: DEFAULT_ADMIN_LISTEN.into(), token: None }
     }
 }
 
@@ -287,6 +292,7 @@ impl Default for Config {
             outbound_tls: OutboundTls::new(),
             interfaces: BTreeMap::new(),
             rejected_retention: Duration::from_secs(30 * 24 * 3600),
+            journal: crate::journal::JournalConfig::default(),
         }
     }
 }
@@ -312,6 +318,14 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plugins_dir: Option<PathBuf>,
+    /// `admin.listen`, from `--admin-listen`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin: Option<AdminOverride>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AdminOverride {
+    pub listen: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -394,7 +408,7 @@ impl Config {
             }
         }
         if let Some(Err(err)) = self.admin.listen_addr() {
-            return invalid("admin.listen", format!("`{}` is not an address like 127.0.0.1:2580, or `off` ({err})", self.admin.listen));
+            return invalid("admin.listen", format!("`{}` is not an address like 127.0.0.1:9275, or `off` ({err})", self.admin.listen));
         }
         if self.admin.token.as_deref().is_some_and(|t| t.trim().is_empty()) {
             return invalid("admin.token", "must not be empty (leave it out to need no token)".into());

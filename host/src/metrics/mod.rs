@@ -85,6 +85,8 @@ pub struct Metrics {
     pub acks_suppressed: Counter,
     /// Messages not accepted whose connection was closed instead of a NACK (sender policy).
     pub nacks_closed: Counter,
+    /// Bytes the journal takes on disk (set at scrape time).
+    pub journal_bytes: Gauge,
     /// From a frame's last byte read to its ACK written.
     pub ack_latency: Histogram,
     plugin_calls: Family<Histogram>,
@@ -125,6 +127,7 @@ impl Default for Metrics {
             acks,
             acks_suppressed: Counter::default(),
             nacks_closed: Counter::default(),
+            journal_bytes: Gauge::default(),
             ack_latency: Histogram::new(ACK_BUCKETS),
             plugin_calls: Family::new(&["plugin", "world"], || Histogram::new(PLUGIN_BUCKETS)),
             attempts: Family::new(&["connector", "result"], Counter::default),
@@ -166,6 +169,7 @@ impl Default for Metrics {
         r.register_with_unit("delivery_latency", "Time from a message's ACK to its delivery", Unit::Seconds, metrics.delivery_latency.clone());
         r.register("outbox_depth", "Messages waiting in a connector's outbox", metrics.outbox_depth.clone());
         r.register("dead_letter_depth", "Messages in a connector's dead-letter queue", metrics.dead_letter_depth.clone());
+        r.register_with_unit("journal", "Bytes the message journal takes on disk (files and memtables)", Unit::Bytes, metrics.journal_bytes.clone());
         r.register("nacks_closed", "Messages not accepted whose connection was closed instead of a NACK (sender policy)", metrics.nacks_closed.clone());
         r.register(
             "interface_messages",

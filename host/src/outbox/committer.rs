@@ -16,6 +16,7 @@ use super::keys;
 use super::queue::Activity;
 use super::record::{DedupeEntry, MessageMeta, OutboxValue, encode_message};
 use super::{Committed, StoreError};
+use crate::journal::{Journal, JournalEvent, JournalFacts, JournalRecord, State};
 
 /// An accepted message, ready to be made durable.
 #[derive(Debug)]
@@ -29,6 +30,8 @@ pub struct NewMessage {
     pub connectors: Vec<Arc<str>>,
     /// The ACK that will be sent if this commit succeeds, kept for duplicates.
     pub ack: Option<Bytes>,
+    /// What the journal records beside the header (`None`: not journalled).
+    pub journal: Option<JournalFacts>,
 }
 
 pub(super) struct CommitRequest {
@@ -43,6 +46,7 @@ pub(super) struct Committer {
     pub last_seq: HashMap<Arc<str>, u64>,
     /// Queue depths and the delivery workers' wake-ups.
     pub activity: Arc<Activity>,
+    pub journal: Journal,
 }
 
 impl Committer {
@@ -77,6 +81,8 @@ impl Committer {
         let mut next_id = self.next_message_id;
         let mut last_seq = self.last_seq.clone();
         let mut queued: HashMap<Arc<str>, u64> = HashMap::new();
+        // A batch of duplicates only still writes their journal entries.
+        let mut journalled = false;
 
         for CommitRequest { message, .. } in requests {
             let dedupe_on = !self.dedupe_window.is_zero();
@@ -87,6 +93,12 @@ impl Committer {
                 };
                 if let Some(earlier) = earlier.filter(|e| within(e.received_at_ms, message.meta.received_at_ms, self.dedupe_window)) {
                     if earlier.content_hash == message.content_hash {
+                        if let Some(facts) = message.journal.as_ref().filter(|_| self.journal.enabled()) {
+                            let record = journal_record(message, facts, None, Some(earlier.message_id));
+                            let id = self.journal.next_id(message.meta.received_at_ms);
+                            self.journal.add_message(&mut batch, id, &record, &message.raw, earlier.ack.as_deref().unwrap_or_default())?;
+                            journalled = true;
+                        }
                         outcomes.push(Committed::Duplicate { message_id: earlier.message_id, ack: earlier.ack });
                         continue;
                     }
@@ -100,7 +112,15 @@ impl Committer {
             }
             let id = next_id;
             next_id += 1;
-            batch.put_cf(&messages, keys::message_key(id), encode_message(&message.meta, &message.raw));
+            let mut stored = message.meta.clone();
+            if let Some(facts) = message.journal.as_ref().filter(|_| self.journal.enabled()) {
+                let journal_id = self.journal.next_id(message.meta.received_at_ms);
+                let record = journal_record(message, facts, Some(id), None);
+                self.journal.add_message(&mut batch, journal_id, &record, &message.raw, message.ack.as_deref().unwrap_or_default())?;
+                stored.journal_id = Some(journal_id);
+                journalled = true;
+            }
+            batch.put_cf(&messages, keys::message_key(id), encode_message(&stored, &message.raw));
             for connector in &message.connectors {
                 let seq = last_seq.entry(connector.clone()).or_insert(0);
                 *seq += 1;
@@ -119,7 +139,7 @@ impl Committer {
             outcomes.push(Committed::Stored { message_id: id });
         }
 
-        if next_id != self.next_message_id {
+        if next_id != self.next_message_id || journalled {
             // Numbers advance even if the write fails: a batch that reached
             // the WAL before the failure must never be overwritten.
             let previous_seq = std::mem::replace(&mut self.last_seq, last_seq);
@@ -161,6 +181,36 @@ impl Committer {
 }
 
 impl Committer {
+    /// Queues a journalled message again on `connector` (`sluice messages
+    /// resend`): stored anew (the first copy may be delivered and gone),
+    /// appended to the outbox's tail, the resend audited in the journal;
+    /// one synced write. Returns the new message ID.
+    pub fn resend(&mut self, connector: &Arc<str>, mut meta: MessageMeta, raw: &[u8], journal_id: u64, by: &str) -> Result<u64, StoreError> {
+        self.know(connector)?;
+        let messages = self.db.cf_handle(keys::MESSAGES).ok_or(StoreError::MissingColumnFamily(keys::MESSAGES))?;
+        let outbox = self.db.cf_handle(keys::OUTBOX).ok_or(StoreError::MissingColumnFamily(keys::OUTBOX))?;
+        let meta_cf = self.db.cf_handle(keys::META).ok_or(StoreError::MissingColumnFamily(keys::META))?;
+        let id = self.next_message_id;
+        let seq = self.last_seq.get(connector).copied().unwrap_or(0) + 1;
+        meta.journal_id = Some(journal_id);
+        let mut batch = WriteBatch::default();
+        batch.put_cf(messages, keys::message_key(id), encode_message(&meta, raw));
+        batch.put_cf(outbox, keys::queue_key(connector, seq), OutboxValue::new(id).encode());
+        batch.put_cf(meta_cf, keys::refs_key(id), 1u32.to_be_bytes());
+        batch.put_cf(meta_cf, keys::NEXT_MESSAGE_ID, (id + 1).to_be_bytes());
+        batch.put_cf(meta_cf, keys::last_seq_key(connector), seq.to_be_bytes());
+        let event = JournalEvent { by: Some(by.to_string()), ..JournalEvent::new(connector, "resent") };
+        self.journal.add_event(&mut batch, journal_id, &event)?;
+        self.journal.move_state(&mut batch, journal_id, connector, None, Some(State::Queued))?;
+        let mut options = WriteOptions::default();
+        options.set_sync(true);
+        self.db.write_opt(batch, &options)?;
+        self.next_message_id = id + 1;
+        self.last_seq.insert(connector.clone(), seq);
+        self.activity.enqueued(&HashMap::from([(connector.clone(), 1)]));
+        Ok(id)
+    }
+
     /// Loads the last sequence number of a connector added since the store
     /// opened (a config reload), so that its numbering continues where an
     /// earlier connector of that name left off instead of overwriting it.
@@ -171,6 +221,27 @@ impl Committer {
             self.last_seq.insert(connector.clone(), seq);
         }
         Ok(())
+    }
+}
+
+fn journal_record(message: &NewMessage, facts: &JournalFacts, message_id: Option<u64>, duplicate_of: Option<u64>) -> JournalRecord {
+    let meta = &message.meta;
+    JournalRecord {
+        received_at_ms: meta.received_at_ms,
+        interface: facts.interface.clone(),
+        peer: meta.peer.clone(),
+        sending_application: meta.sending_application.clone(),
+        sending_facility: meta.sending_facility.clone(),
+        message_type: meta.message_type.clone(),
+        control_id: meta.control_id.clone(),
+        patient_id: facts.patient_id.clone(),
+        size: message.raw.len(),
+        ack_code: facts.ack_code.clone(),
+        reason: facts.reason.clone(),
+        message_id,
+        duplicate_of,
+        // A duplicate is not queued again.
+        connectors: if duplicate_of.is_some() { Vec::new() } else { message.connectors.iter().map(|c| c.to_string()).collect() },
     }
 }
 

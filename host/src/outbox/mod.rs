@@ -33,6 +33,8 @@ pub enum StoreError {
     MissingColumnFamily(&'static str),
     #[error("the store is shut down")]
     Closed,
+    #[error("{0}")]
+    BadQuery(String),
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ use super::StoreError;
 use super::keys;
 use super::record::{DeadRecord, MessageMeta, OutboxValue, decode_message};
 use super::store::{CommitHandle, lock, now_ms};
+use crate::journal::{Journal, JournalEvent, State};
 
 /// How many messages wait in a connector's outbox and dead-letter queue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -70,6 +71,8 @@ pub struct Queues {
     /// Serialises reference-count updates (deliveries of one message to
     /// several connectors may finish at the same moment).
     refs: Arc<Mutex<()>>,
+    /// Where each delivery step is recorded, in the same write.
+    journal: Journal,
 }
 
 /// Signed: a worker may finish an entry before the committer that wrote it
@@ -136,8 +139,39 @@ impl Activity {
 }
 
 impl Queues {
-    pub(super) fn new(db: Arc<DB>, commits: CommitHandle, activity: Arc<Activity>) -> Queues {
-        Queues { db, commits, activity, refs: Arc::default() }
+    pub(super) fn new(db: Arc<DB>, commits: CommitHandle, activity: Arc<Activity>, journal: Journal) -> Queues {
+        Queues { db, commits, activity, refs: Arc::default(), journal }
+    }
+
+    /// Adds a journal event (and a state change) for the message behind `meta`, if it is journalled.
+    fn journal(&self, batch: &mut WriteBatch, meta: &MessageMeta, event: JournalEvent, from: Option<State>, to: Option<State>) -> Result<(), StoreError> {
+        let Some(id) = meta.journal_id else { return Ok(()) };
+        let connector = event.connector.clone();
+        self.journal.add_event(batch, id, &event)?;
+        if from != to {
+            self.journal.move_state(batch, id, &connector, from, to)?;
+        }
+        Ok(())
+    }
+
+    /// Queues a journalled message again on `connector`; `by` is who asked. Returns the new message ID.
+    pub fn resend(&self, connector: &str, journal_id: u64, by: &str) -> Result<u64, StoreError> {
+        let record = self.journal.record(journal_id)?.ok_or_else(|| StoreError::BadQuery(format!("no message {journal_id} in the journal")))?;
+        let raw = self
+            .journal
+            .raw(journal_id)?
+            .ok_or_else(|| StoreError::BadQuery(format!("message {journal_id}'s body is no longer kept (journal.retention); it cannot be resent")))?;
+        let meta = MessageMeta {
+            received_at_ms: record.received_at_ms,
+            peer: record.peer,
+            sending_application: record.sending_application,
+            sending_facility: record.sending_facility,
+            message_type: record.message_type,
+            control_id: record.control_id,
+            journal_id: Some(journal_id),
+        };
+        let connector: Arc<str> = Arc::from(connector);
+        self.commits.with_committer(|committer| committer.resend(&connector, meta, &raw, journal_id, by))
     }
 
     /// Connectors known to the store: configured ones and any others that have entries.
@@ -207,6 +241,8 @@ impl Queues {
     pub fn delivered(&self, connector: &str, entry: &Queued) -> Result<(), StoreError> {
         let mut batch = WriteBatch::default();
         batch.delete_cf(self.cf(keys::OUTBOX)?, keys::queue_key(connector, entry.seq));
+        let event = JournalEvent { attempt: Some(entry.attempts + 1), ..JournalEvent::new(connector, "delivered") };
+        self.journal(&mut batch, &entry.meta, event, Some(State::Queued), Some(State::Delivered))?;
         self.write_releasing(batch, &[entry.message_id])?;
         self.activity.adjust(connector, -1, 0);
         Ok(())
@@ -215,7 +251,11 @@ impl Queues {
     /// Notes a failed attempt on the entry, so a restart resumes the count.
     pub fn record_failure(&self, connector: &str, entry: &Queued, attempts: u32, error: &str) -> Result<(), StoreError> {
         let value = OutboxValue { message_id: entry.message_id, attempts, last_error: Some(error.to_string()) };
-        self.db.put_cf(self.cf(keys::OUTBOX)?, keys::queue_key(connector, entry.seq), value.encode())?;
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(keys::OUTBOX)?, keys::queue_key(connector, entry.seq), value.encode());
+        let event = JournalEvent { attempt: Some(attempts), detail: Some(error.to_string()), ..JournalEvent::new(connector, "attempt") };
+        self.journal(&mut batch, &entry.meta, event, None, None)?;
+        self.db.write(batch)?;
         Ok(())
     }
 
@@ -225,6 +265,8 @@ impl Queues {
         let mut batch = WriteBatch::default();
         batch.delete_cf(self.cf(keys::OUTBOX)?, keys::queue_key(connector, entry.seq));
         batch.put_cf(self.cf(keys::DEAD_LETTER)?, keys::queue_key(connector, entry.seq), serde_json::to_vec(&record).unwrap_or_default());
+        let event = JournalEvent { attempt: Some(attempts), detail: Some(error.to_string()), ..JournalEvent::new(connector, "dead") };
+        self.journal(&mut batch, &entry.meta, event, Some(State::Queued), Some(State::Dead))?;
         self.db.write(batch)?;
         self.activity.adjust(connector, -1, 1);
         Ok(())
@@ -271,8 +313,11 @@ impl Queues {
         }
         let dead = self.cf(keys::DEAD_LETTER)?;
         let mut batch = WriteBatch::default();
-        for (id, _) in &selected {
+        for (id, record) in &selected {
             batch.delete_cf(dead, keys::queue_key(connector, *id));
+            if let Some((meta, _)) = self.message(record.message_id)? {
+                self.journal(&mut batch, &meta, JournalEvent::new(connector, "replayed"), Some(State::Dead), Some(State::Queued))?;
+            }
         }
         let ids: Vec<u64> = selected.iter().map(|(_, record)| record.message_id).collect();
         let connector: Arc<str> = Arc::from(connector);
@@ -286,8 +331,11 @@ impl Queues {
         let selected = self.select(connector, which)?;
         let dead = self.cf(keys::DEAD_LETTER)?;
         let mut batch = WriteBatch::default();
-        for (id, _) in &selected {
+        for (id, record) in &selected {
             batch.delete_cf(dead, keys::queue_key(connector, *id));
+            if let Some((meta, _)) = self.message(record.message_id)? {
+                self.journal(&mut batch, &meta, JournalEvent::new(connector, "purged"), Some(State::Dead), None)?;
+            }
         }
         let ids: Vec<u64> = selected.iter().map(|(_, record)| record.message_id).collect();
         self.write_releasing(batch, &ids)?;
@@ -369,5 +417,6 @@ fn missing_meta() -> MessageMeta {
         sending_facility: String::new(),
         message_type: String::new(),
         control_id: "(message missing)".into(),
+        journal_id: None,
     }
 }

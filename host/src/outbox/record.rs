@@ -15,6 +15,9 @@ pub struct MessageMeta {
     pub sending_facility: String,
     pub message_type: String,
     pub control_id: String,
+    /// The message's journal entry, where its delivery events go.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journal_id: Option<u64>,
 }
 
 /// `[version][meta length u32][meta JSON][raw message]`.
@@ -136,6 +139,7 @@ mod tests {
             sending_facility: "F".into(),
             message_type: "ADT^A01".into(),
             control_id: "X".into(),
+            journal_id: Some(9),
         };
         assert_eq!(decode_message(&encode_message(&meta, b"MSH|raw\xff")), Some((meta, Bytes::from_static(b"MSH|raw\xff"))));
         for value in [OutboxValue::new(3), OutboxValue { message_id: 4, attempts: 2, last_error: Some("HTTP 503".into()) }] {

@@ -9,10 +9,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use rocksdb::{DB, IteratorMode, Options, WriteOptions};
+use rocksdb::{DB, IteratorMode, Options, WriteBatch, WriteOptions};
 use serde::{Deserialize, Serialize};
 
 use super::{StoreError, keys, now_ms};
+use crate::journal::{Journal, JournalRecord};
 
 const ID_SHIFT: u32 = 20;
 const RECORD_VERSION: u8 = 1;
@@ -48,6 +49,8 @@ pub struct RejectedEntry {
 pub struct Rejected {
     db: Arc<DB>,
     last_id: Arc<Mutex<u64>>,
+    /// Refused messages are journalled too, in the same write.
+    journal: Journal,
 }
 
 /// Column family options: refused messages older than `retention` go at compaction.
@@ -63,23 +66,44 @@ pub(super) fn rejected_options(mut opts: Options, retention: Duration) -> Option
 }
 
 impl Rejected {
-    pub(super) fn open(db: Arc<DB>) -> Result<Rejected, StoreError> {
+    pub(super) fn open(db: Arc<DB>, journal: Journal) -> Result<Rejected, StoreError> {
         let cf = db.cf_handle(keys::REJECTED).ok_or(StoreError::MissingColumnFamily(keys::REJECTED))?;
         let last_id = db.iterator_cf(cf, IteratorMode::End).next().transpose()?.and_then(|(key, _)| keys::read_u64(&key)).unwrap_or(0);
-        Ok(Rejected { db: db.clone(), last_id: Arc::new(Mutex::new(last_id)) })
+        Ok(Rejected { db: db.clone(), last_id: Arc::new(Mutex::new(last_id)), journal })
     }
 
-    /// Writes one refused message, synced (its sender will not send it again); returns its ID.
-    pub fn keep(&self, record: &RejectedRecord, raw: &[u8]) -> Result<u64, StoreError> {
+    /// Writes one refused message, and its journal entry with the ACK sent
+    /// (`ack`, empty for none) and PID-3.1, synced (its sender will not send
+    /// it again); returns its ID.
+    pub fn keep(&self, record: &RejectedRecord, raw: &[u8], ack: &[u8], patient_id: &str) -> Result<u64, StoreError> {
         let id = {
             let mut last = super::store::lock(&self.last_id);
             *last = (*last + 1).max(record.received_at_ms << ID_SHIFT);
             *last
         };
         let cf = self.db.cf_handle(keys::REJECTED).ok_or(StoreError::MissingColumnFamily(keys::REJECTED))?;
+        let mut batch = WriteBatch::default();
+        batch.put_cf(cf, id.to_be_bytes(), encode(record, raw));
+        let journalled = JournalRecord {
+            received_at_ms: record.received_at_ms,
+            interface: record.interface.clone(),
+            peer: record.peer.clone(),
+            sending_application: record.sending_application.clone(),
+            sending_facility: record.sending_facility.clone(),
+            message_type: record.message_type.clone(),
+            control_id: record.control_id.clone(),
+            patient_id: patient_id.to_string(),
+            size: raw.len(),
+            ack_code: record.answer.clone(),
+            reason: Some(record.reason.clone()),
+            message_id: None,
+            duplicate_of: None,
+            connectors: Vec::new(),
+        };
+        self.journal.add_message(&mut batch, self.journal.next_id(record.received_at_ms), &journalled, raw, ack)?;
         let mut options = WriteOptions::default();
         options.set_sync(true);
-        self.db.put_cf_opt(cf, id.to_be_bytes(), encode(record, raw), &options)?;
+        self.db.write_opt(batch, &options)?;
         Ok(id)
     }
 
@@ -155,12 +179,12 @@ mod tests {
     #[test]
     fn kept_messages_list_newest_first_by_interface_and_survive_a_reopen() {
         let dir = tempfile::tempdir().unwrap();
-        let options = StoreOptions { dedupe_window: Duration::ZERO, rejected_retention: Duration::ZERO };
+        let options = StoreOptions::plain();
         let store = Store::open(dir.path(), options.clone(), &[]).unwrap();
         let rejected = store.rejected();
-        let first = rejected.keep(&record("lab", 1_000), b"MSH|first").unwrap();
-        let second = rejected.keep(&record("adt", 1_000), b"MSH|second").unwrap();
-        let third = rejected.keep(&record("lab", 999), b"MSH|third").unwrap();
+        let first = rejected.keep(&record("lab", 1_000), b"MSH|first", b"", "").unwrap();
+        let second = rejected.keep(&record("adt", 1_000), b"MSH|second", b"", "").unwrap();
+        let third = rejected.keep(&record("lab", 999), b"MSH|third", b"", "").unwrap();
         assert!(first < second && second < third, "IDs grow even when the clock does not");
         let lab: Vec<u64> = rejected.list(Some("lab"), None, 10).unwrap().iter().map(|e| e.id).collect();
         assert_eq!(lab, [third, first]);
@@ -172,6 +196,6 @@ mod tests {
         let store = Store::open(dir.path(), options, &[]).unwrap();
         let (kept, raw) = store.rejected().get(second).unwrap().unwrap();
         assert_eq!((kept.interface.as_str(), &raw[..]), ("adt", &b"MSH|second"[..]));
-        assert!(store.rejected().keep(&record("lab", 5), b"x").unwrap() > third, "IDs continue after a restart");
+        assert!(store.rejected().keep(&record("lab", 5), b"x", b"", "").unwrap() > third, "IDs continue after a restart");
     }
 }

@@ -15,6 +15,7 @@ use super::queue::{Activity, Queues};
 use super::record::DedupeEntry;
 use super::rejected::{Rejected, rejected_options};
 use super::{Committed, StoreError, keys};
+use crate::journal::Journal;
 
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -22,6 +23,14 @@ pub struct StoreOptions {
     pub dedupe_window: Duration,
     /// How long refused messages are kept; zero keeps them.
     pub rejected_retention: Duration,
+    pub journal: crate::journal::JournalConfig,
+}
+
+impl StoreOptions {
+    /// No duplicate window, nothing expires, the journal on (for tests).
+    pub fn plain() -> StoreOptions {
+        StoreOptions { dedupe_window: Duration::ZERO, rejected_retention: Duration::ZERO, journal: crate::journal::JournalConfig::default() }
+    }
 }
 
 /// The open store: owns the database and the group committer.
@@ -30,6 +39,7 @@ pub struct Store {
     handle: CommitHandle,
     queues: Queues,
     rejected: Rejected,
+    journal: Journal,
 }
 
 /// A cheap, cloneable handle to commit messages through.
@@ -161,14 +171,18 @@ impl Store {
         db_opts.create_missing_column_families(true);
         db_opts.set_keep_log_file_num(5);
 
-        let descriptors = keys::ALL.iter().map(|&name| {
-            let opts = match name {
-                keys::DEDUPE => dedupe_options(options.dedupe_window),
-                keys::REJECTED => rejected_options(cf_options(), options.rejected_retention),
-                _ => cf_options(),
-            };
-            ColumnFamilyDescriptor::new(name, opts)
-        });
+        let mut descriptors: Vec<ColumnFamilyDescriptor> = keys::ALL
+            .iter()
+            .map(|&name| {
+                let opts = match name {
+                    keys::DEDUPE => dedupe_options(options.dedupe_window),
+                    keys::REJECTED => rejected_options(cf_options(), options.rejected_retention),
+                    _ => cf_options(),
+                };
+                ColumnFamilyDescriptor::new(name, opts)
+            })
+            .collect();
+        descriptors.extend(crate::journal::descriptors(&options.journal, cf_options));
         let db = DB::open_cf_descriptors(&db_opts, dir, descriptors)
             .with_context(|| format!("failed to open the store in {} (is another `sluice serve` using it?)", dir.display()))?;
         let db = Arc::new(db);
@@ -182,11 +196,13 @@ impl Store {
         }
 
         let activity = Arc::new(Activity::count(&db, connectors)?);
-        let committer = Committer { db: db.clone(), dedupe_window: options.dedupe_window, next_message_id, last_seq, activity: activity.clone() };
+        let journal = Journal::open(db.clone(), options.journal.clone())?;
+        let committer =
+            Committer { db: db.clone(), dedupe_window: options.dedupe_window, next_message_id, last_seq, activity: activity.clone(), journal: journal.clone() };
         let handle = CommitHandle::new(Some(committer));
-        let queues = Queues::new(db.clone(), handle.clone(), activity);
-        let rejected = Rejected::open(db.clone())?;
-        Ok(Store { db, handle, queues, rejected })
+        let queues = Queues::new(db.clone(), handle.clone(), activity, journal.clone());
+        let rejected = Rejected::open(db.clone(), journal.clone())?;
+        Ok(Store { db, handle, queues, rejected, journal })
     }
 
     pub fn handle(&self) -> CommitHandle {
@@ -196,6 +212,11 @@ impl Store {
     /// The outboxes and dead-letter queues, for delivery and the admin API.
     pub fn queues(&self) -> Queues {
         self.queues.clone()
+    }
+
+    /// Every message received, and what became of it.
+    pub fn journal(&self) -> Journal {
+        self.journal.clone()
     }
 
     /// The messages interfaces refused.

@@ -16,12 +16,14 @@ fn new_message(control_id: &str, connectors: &[Arc<str>]) -> NewMessage {
             sending_facility: "FAC".into(),
             message_type: "ADT^A01".into(),
             control_id: control_id.into(),
+            journal_id: None,
         },
         raw: Bytes::from(format!("MSH|^~\\&|APP|FAC|||1||ADT^A01|{control_id}|P|2.5\r")),
         dedupe_key: dedupe_key(b"APP", b"FAC", control_id.as_bytes()),
         content_hash: xxhash_rust::xxh3::xxh3_128(control_id.as_bytes()),
         connectors: connectors.to_vec(),
         ack: Some(Bytes::from(format!("ACK {control_id}"))),
+        journal: Some(crate::journal::JournalFacts { interface: "default".into(), ack_code: "AA".into(), ..Default::default() }),
     }
 }
 
@@ -33,8 +35,12 @@ fn seqs(queues: &Queues, connector: &str) -> Vec<(u64, String)> {
 async fn concurrent_commits_get_unique_contiguous_sequences_that_survive_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let connectors: Vec<Arc<str>> = vec![Arc::from("a"), Arc::from("b")];
-    let store =
-        Store::open(dir.path(), StoreOptions { dedupe_window: Duration::from_secs(60), rejected_retention: std::time::Duration::ZERO }, &connectors).unwrap();
+    let store = Store::open(
+        dir.path(),
+        StoreOptions { dedupe_window: Duration::from_secs(60), rejected_retention: std::time::Duration::ZERO, journal: Default::default() },
+        &connectors,
+    )
+    .unwrap();
     let mut tasks = Vec::new();
     for task in 0..16 {
         let (handle, connectors) = (store.handle(), connectors.clone());
@@ -53,8 +59,12 @@ async fn concurrent_commits_get_unique_contiguous_sequences_that_survive_reopeni
     assert!(matches!(again, Committed::Duplicate { ack: Some(ref ack), .. } if ack == &Bytes::from("ACK T3-7")));
     store.close().unwrap();
 
-    let store =
-        Store::open(dir.path(), StoreOptions { dedupe_window: Duration::from_secs(60), rejected_retention: std::time::Duration::ZERO }, &connectors).unwrap();
+    let store = Store::open(
+        dir.path(),
+        StoreOptions { dedupe_window: Duration::from_secs(60), rejected_retention: std::time::Duration::ZERO, journal: Default::default() },
+        &connectors,
+    )
+    .unwrap();
     let queues = store.queues();
     let a = seqs(&queues, "a");
     assert_eq!(a.len(), 800);
@@ -68,8 +78,12 @@ async fn concurrent_commits_get_unique_contiguous_sequences_that_survive_reopeni
 
     // Reopened (a restart): numbering continues, nothing is reused.
     let three: Vec<Arc<str>> = vec![Arc::from("a"), Arc::from("b"), Arc::from("c")];
-    let store =
-        Store::open(dir.path(), StoreOptions { dedupe_window: Duration::from_secs(60), rejected_retention: std::time::Duration::ZERO }, &three).unwrap();
+    let store = Store::open(
+        dir.path(),
+        StoreOptions { dedupe_window: Duration::from_secs(60), rejected_retention: std::time::Duration::ZERO, journal: Default::default() },
+        &three,
+    )
+    .unwrap();
     store.handle().commit(new_message("AFTER", &connectors)).await.unwrap();
     let queues = store.queues();
     assert_eq!(seqs(&queues, "a").last().unwrap(), &(801, "AFTER".to_string()));
@@ -79,7 +93,12 @@ async fn concurrent_commits_get_unique_contiguous_sequences_that_survive_reopeni
 #[tokio::test]
 async fn a_closed_store_refuses_commits() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), StoreOptions { dedupe_window: Duration::ZERO, rejected_retention: std::time::Duration::ZERO }, &[]).unwrap();
+    let store = Store::open(
+        dir.path(),
+        StoreOptions { dedupe_window: Duration::ZERO, rejected_retention: std::time::Duration::ZERO, journal: Default::default() },
+        &[],
+    )
+    .unwrap();
     let handle = store.handle();
     store.close().unwrap();
     assert!(matches!(handle.commit(new_message("X", &[])).await, Err(StoreError::Closed)));
@@ -93,7 +112,12 @@ fn control_ids(entries: &[Queued]) -> Vec<&str> {
 async fn a_message_leaves_the_store_once_every_connector_is_done_with_it() {
     let dir = tempfile::tempdir().unwrap();
     let connectors: Vec<Arc<str>> = vec![Arc::from("a"), Arc::from("b")];
-    let store = Store::open(dir.path(), StoreOptions { dedupe_window: Duration::ZERO, rejected_retention: std::time::Duration::ZERO }, &connectors).unwrap();
+    let store = Store::open(
+        dir.path(),
+        StoreOptions { dedupe_window: Duration::ZERO, rejected_retention: std::time::Duration::ZERO, journal: Default::default() },
+        &connectors,
+    )
+    .unwrap();
     let queues = store.queues();
     let Committed::Stored { message_id } = store.handle().commit(new_message("M1", &connectors)).await.unwrap() else { panic!() };
     store.handle().commit(new_message("M2", &connectors)).await.unwrap();
@@ -121,7 +145,7 @@ async fn a_message_leaves_the_store_once_every_connector_is_done_with_it() {
 async fn dead_letters_replay_to_the_tail_of_the_outbox_and_counts_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let connectors: Vec<Arc<str>> = vec![Arc::from("lab")];
-    let options = StoreOptions { dedupe_window: Duration::ZERO, rejected_retention: std::time::Duration::ZERO };
+    let options = StoreOptions { dedupe_window: Duration::ZERO, rejected_retention: std::time::Duration::ZERO, journal: Default::default() };
     {
         let store = Store::open(dir.path(), options.clone(), &connectors).unwrap();
         let queues = store.queues();

@@ -15,6 +15,7 @@ use crate::ack::{AckCode, AckStamp, ErrorCode, Issue, Outcome, build_ack, build_
 use crate::config::{AckModeSetting, OnNack};
 use crate::hl7::{Charset, CharsetPolicy, Delimiters, Header, Message};
 use crate::interface::{InterfaceRules, SenderPolicy, sender_label};
+use crate::journal::JournalFacts;
 use crate::metrics::Metrics;
 use crate::outbox::{CommitHandle, Committed, MessageMeta, NewMessage, Rejected, RejectedRecord, dedupe_key};
 use crate::plugin::{Catalog, MessageScope};
@@ -36,6 +37,14 @@ struct Head<'a> {
     header: &'a Header,
     delimiters: &'a Delimiters,
     charset: Charset,
+    /// PID-3.1, for the journal (empty when the message was not parsed whole).
+    patient_id: String,
+}
+
+/// The patient identifier the journal indexes: PID-3.1 (first repetition).
+fn patient_id(message: &Message) -> String {
+    static PATH: std::sync::OnceLock<Option<crate::hl7::FieldPath>> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| "PID-3.1".parse().ok()).as_ref().and_then(|path| message.text_at(path)).unwrap_or_default()
 }
 
 impl Pipeline {
@@ -69,7 +78,7 @@ impl Pipeline {
         let message = Arc::new(message);
         let header = message.header();
         let policy = interface.ack.for_sender(&header.sending_application, &header.sending_facility);
-        let head = Head { header, delimiters: message.delimiters(), charset: message.charset() };
+        let head = Head { header, delimiters: message.delimiters(), charset: message.charset(), patient_id: patient_id(&message) };
 
         let connectors = match self.validate_and_route(&interface.rules, &message).await {
             Ok(connectors) => connectors,
@@ -91,6 +100,12 @@ impl Pipeline {
             content_hash: xxhash_rust::xxh3::xxh3_128(message.raw()),
             connectors,
             ack: accepted_ack.clone(),
+            journal: Some(JournalFacts {
+                interface: interface.name.to_string(),
+                patient_id: head.patient_id.clone(),
+                ack_code: code.map_or("none", AckCode::as_str).to_string(),
+                reason: None,
+            }),
         };
         let sender = sender_label(&header.sending_application, &header.sending_facility);
         match self.store.commit(new).await {
@@ -135,7 +150,7 @@ impl Pipeline {
         match Message::parse_header_of_partial(frame) {
             Some((header, delimiters)) => {
                 let policy = interface.ack.for_sender(&header.sending_application, &header.sending_facility);
-                let head = Head { header: &header, delimiters: &delimiters, charset: Charset::Ascii };
+                let head = Head { header: &header, delimiters: &delimiters, charset: Charset::Ascii, patient_id: String::new() };
                 self.refuse(frame, Some(head), peer, interface, policy, outcome, truncated).await
             }
             None => self.refuse(frame, None, peer, interface, interface.ack.without_sender(), outcome, truncated).await,
@@ -176,8 +191,8 @@ impl Pipeline {
             self.metrics.record_ack(code);
         }
         let sender = head.as_ref().map_or_else(|| sender_label(b"", b""), |h| sender_label(&h.header.sending_application, &h.header.sending_facility));
-        let reply = if close { Reply::close(sender) } else { Reply::answer(ack, code, sender) };
-        self.keep_rejected(raw, head.as_ref().map(|h| h.header), peer, interface, &reply, &issue, truncated).await;
+        let reply = if close { Reply::close(sender) } else { Reply::answer(ack.clone(), code, sender) };
+        self.keep_rejected(raw, head.as_ref(), peer, interface, &reply, ack.as_deref(), &issue, truncated).await;
         reply
     }
 
@@ -185,15 +200,18 @@ impl Pipeline {
     async fn keep_rejected(
         &self,
         raw: &[u8],
-        header: Option<&Header>,
+        head: Option<&Head<'_>>,
         peer: SocketAddr,
         interface: &InterfaceRules,
         reply: &Reply,
+        ack: Option<&[u8]>,
         issue: &Issue,
         truncated: bool,
     ) {
         let Some(rejected) = self.rejected.clone() else { return };
-        let meta = header.map(|h| meta_of(h, peer, crate::outbox::now_ms()));
+        let meta = head.map(|h| meta_of(h.header, peer, crate::outbox::now_ms()));
+        let patient = head.map(|h| h.patient_id.clone()).unwrap_or_default();
+        let ack = ack.unwrap_or_default().to_vec();
         let record = RejectedRecord {
             interface: interface.name.to_string(),
             peer: peer.to_string(),
@@ -208,7 +226,7 @@ impl Pipeline {
         };
         let raw = raw.to_vec();
         // A synced write: off the runtime threads, it is not on the accepted path.
-        match tokio::task::spawn_blocking(move || rejected.keep(&record, &raw)).await {
+        match tokio::task::spawn_blocking(move || rejected.keep(&record, &raw, &ack, &patient)).await {
             Ok(Ok(id)) => tracing::debug!(%peer, id, "refused message kept in the rejected store"),
             Ok(Err(err)) => tracing::error!(%peer, interface = %interface.name, error = %err, "refused message could not be kept in the rejected store"),
             Err(err) => tracing::error!(%peer, error = %err, "rejected store write did not finish"),
@@ -224,6 +242,7 @@ fn meta_of(header: &Header, peer: SocketAddr, received_at_ms: u64) -> MessageMet
         sending_facility: lossy(&header.sending_facility),
         message_type: lossy(&header.message_type),
         control_id: lossy(&header.control_id),
+        journal_id: None,
     }
 }
 

@@ -33,7 +33,7 @@ async fn accepted_message_is_stored_then_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(
         dir.path(),
-        StoreOptions { dedupe_window: std::time::Duration::from_secs(60), rejected_retention: std::time::Duration::ZERO },
+        StoreOptions { dedupe_window: std::time::Duration::from_secs(60), rejected_retention: std::time::Duration::ZERO, journal: Default::default() },
         &[Arc::from("lab"), Arc::from("archive")],
     )
     .unwrap();
@@ -52,7 +52,7 @@ async fn accepted_message_is_stored_then_acknowledged() {
 
     let store = Store::open(
         dir.path(),
-        StoreOptions { dedupe_window: std::time::Duration::from_secs(60), rejected_retention: std::time::Duration::ZERO },
+        StoreOptions { dedupe_window: std::time::Duration::from_secs(60), rejected_retention: std::time::Duration::ZERO, journal: Default::default() },
         &[Arc::from("lab")],
     )
     .unwrap();
@@ -104,7 +104,12 @@ async fn unsupported_charset_is_rejected_with_its_location() {
 async fn a_close_policy_answers_nothing_and_keeps_the_message() {
     use crate::config::{AckPolicyConfig, OnNack, SenderRule};
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), StoreOptions { dedupe_window: std::time::Duration::ZERO, rejected_retention: std::time::Duration::ZERO }, &[]).unwrap();
+    let store = Store::open(
+        dir.path(),
+        StoreOptions { dedupe_window: std::time::Duration::ZERO, rejected_retention: std::time::Duration::ZERO, journal: Default::default() },
+        &[],
+    )
+    .unwrap();
     let (pipeline, metrics) = pipeline(CommitHandle::disconnected());
     let pipeline = pipeline.with_rejected(store.rejected());
     let mut interface = rules();

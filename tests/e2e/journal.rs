@@ -95,7 +95,9 @@ fn messages_are_found_by_control_id_patient_type_ack_and_state() {
 
 #[test]
 fn bodies_expire_after_retention_while_metadata_stays_and_disk_use_falls() {
-    let mut sluice = Sluice::prepare("[journal]\nretention = \"2s\"\ncompact_interval = \"500ms\"\n[connectors.lab]\n");
+    // Delivered, so that the journal holds the bodies (it takes them over from the outbox).
+    let sink = HttpSink::start();
+    let mut sluice = Sluice::prepare(&format!("[journal]\nretention = \"3s\"\ncompact_interval = \"500ms\"\n{}", lab_to(&sink)));
     sluice.launch();
     let mut client = sluice.client();
     let padding = "X".repeat(60_000);
@@ -103,6 +105,8 @@ fn bodies_expire_after_retention_while_metadata_stays_and_disk_use_falls() {
         let message = format!("MSH|^~\\&|EHR|HOSP|LIS|LAB|20260101120000||ADT^A08|EXP{i}|P|2.5.1\rPID|1||PEXP^^^HOSP^MR\rNTE|1||{padding}\r");
         assert_eq!(ack_field(&client.send(message.as_bytes()), "MSA", 1), "AA");
     }
+    sink.wait_for_delivered(30, WAIT);
+    wait_until(WAIT, "all delivered", || sluice.depths("lab") == (0, 0));
     let peak = sluice.metric("sluice_journal_bytes", &[]);
     assert!(peak > 30.0 * 60_000.0, "the bodies are counted: {peak}");
     let found = only(&sluice, &["--control-id", "EXP0"]);

@@ -29,9 +29,7 @@ pub enum By {
     Patient,
     /// MSH-9's message code and trigger (`ADT^A01`).
     Type,
-    /// `MSH-3^MSH-4`.
-    Sender,
-    /// MSH-3 alone, for `--sender APP`.
+    /// MSH-3 (a search by `APP^FAC` checks MSH-4 on each record found).
     Application,
     Ack,
     /// A connector's state (`queued`, `delivered`, `dead`); the key ends in the connector.
@@ -44,7 +42,6 @@ impl By {
             By::ControlId => b'c',
             By::Patient => b'p',
             By::Type => b't',
-            By::Sender => b's',
             By::Application => b'a',
             By::Ack => b'k',
             By::State => b'q',

@@ -115,33 +115,43 @@ impl Journal {
         *last
     }
 
-    /// Adds a message's record, body, index entries and (for each connector
-    /// it was queued for) a `queued` event to `batch`.
-    pub fn add_message(&self, batch: &mut WriteBatch, id: u64, record: &JournalRecord, raw: &[u8], ack: &[u8]) -> Result<(), StoreError> {
+    /// Adds a message's record and index entries to `batch`, and its body
+    /// when given. An accepted message's body is already in the batch (the
+    /// stored message): the journal takes it over when its last outbox
+    /// releases it ([`Journal::keep_body`]), so it is written once on the
+    /// ACK path. Each connector it was queued for starts out `queued`.
+    pub fn add_message(&self, batch: &mut WriteBatch, id: u64, record: &JournalRecord, body: Option<(&[u8], &[u8])>) -> Result<(), StoreError> {
         if !self.config.enabled {
             return Ok(());
         }
         batch.put_cf(cf(&self.db, keys::RECORDS)?, id.to_be_bytes(), serde_json::to_vec(record).unwrap_or_default());
-        if !self.config.retention.is_zero() {
-            batch.put_cf(cf(&self.db, keys::BODIES)?, id.to_be_bytes(), record::encode_body(raw, ack));
+        if let Some((raw, ack)) = body {
+            self.keep_body(batch, id, raw, ack)?;
         }
         let index = cf(&self.db, keys::INDEX)?;
-        let sender = format!("{}^{}", record.sending_application, record.sending_facility);
         let kind = message_kind(&record.message_type);
         let entries = [
             (By::ControlId, record.control_id.as_str()),
             (By::Patient, record.patient_id.as_str()),
             (By::Type, kind.as_str()),
-            (By::Sender, sender.as_str()),
             (By::Application, record.sending_application.as_str()),
-            (By::Ack, record.ack_code.as_str()),
+            // Positive ACKs are nearly every message: an index of them would
+            // select nothing, so a search for them walks the records instead.
+            (By::Ack, if is_positive(&record.ack_code) { "" } else { record.ack_code.as_str() }),
         ];
         for (by, value) in entries.into_iter().filter(|(_, value)| !value.is_empty()) {
             batch.put_cf(index, keys::index_key(by, value, id, None), []);
         }
         for connector in &record.connectors {
-            self.add_event(batch, id, &JournalEvent::new(connector, "queued"))?;
             batch.put_cf(index, keys::index_key(By::State, State::Queued.as_str(), id, Some(connector)), []);
+        }
+        Ok(())
+    }
+
+    /// Adds a message's body (the message and the ACK sent) to `batch`, unless bodies are not kept.
+    pub fn keep_body(&self, batch: &mut WriteBatch, id: u64, raw: &[u8], ack: &[u8]) -> Result<(), StoreError> {
+        if self.config.enabled && !self.config.retention.is_zero() {
+            batch.put_cf(cf(&self.db, keys::BODIES)?, id.to_be_bytes(), record::encode_body(raw, ack));
         }
         Ok(())
     }
@@ -215,10 +225,27 @@ impl Journal {
     }
 }
 
+/// AA and CA: accepted, what nearly every message gets.
+pub fn is_positive(ack_code: &str) -> bool {
+    matches!(ack_code, "AA" | "CA")
+}
+
+/// What the sender got, as indexed: ACK codes in capitals, `none` and `closed` as they are.
+pub fn ack_label(text: &str) -> String {
+    match text.to_ascii_lowercase().as_str() {
+        "none" => "none".into(),
+        "closed" => "closed".into(),
+        _ => text.to_ascii_uppercase(),
+    }
+}
+
 /// MSH-9's message code and trigger event: `ADT^A01^ADT_A01` → `ADT^A01`.
 pub fn message_kind(message_type: &str) -> String {
     message_type.split('^').take(2).collect::<Vec<_>>().join("^")
 }
+
+#[cfg(test)]
+mod tests;
 
 fn cf<'a>(db: &'a DB, name: &'static str) -> Result<&'a rocksdb::ColumnFamily, StoreError> {
     db.cf_handle(name).ok_or(StoreError::MissingColumnFamily(name))

@@ -31,6 +31,10 @@ pub struct JournalRecord {
     /// The connectors it was queued for.
     #[serde(default)]
     pub connectors: Vec<String>,
+    /// The ACK sent, for accepted messages (header and MSA only, no patient
+    /// data); refused ones keep theirs with the message body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ack: Option<String>,
 }
 
 /// A connector's state for a message, as indexed.

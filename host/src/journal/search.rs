@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::keys::{self, By};
 use super::record::{JournalEvent, JournalRecord, State, decode_body};
-use super::{Journal, cf, message_kind};
+use super::{Journal, ack_label, cf, is_positive, message_kind};
 use crate::outbox::StoreError;
 
 /// A search: every filter given must hold.
@@ -77,13 +77,13 @@ impl Journal {
             Some(text) => Some(State::parse(text).ok_or(StoreError::BadQuery(format!("`{text}` is not a state (queued, delivered, dead)")))?),
             None => None,
         };
-        let sender_by = |s: &str| if s.contains('^') { By::Sender } else { By::Application };
         let driver = [
             query.control_id.as_deref().map(|v| (By::ControlId, v.to_string())),
             query.patient.as_deref().map(|v| (By::Patient, v.to_string())),
-            query.sender.as_deref().map(|v| (sender_by(v), v.to_string())),
+            query.sender.as_deref().map(|v| (By::Application, v.split('^').next().unwrap_or(v).to_string())),
+            // A message code alone (`ADT`) has no index: the records are walked.
             query.message_type.as_deref().filter(|t| t.contains('^')).map(|v| (By::Type, message_kind(v))),
-            query.ack.as_deref().map(|v| (By::Ack, v.to_ascii_uppercase())),
+            query.ack.as_deref().map(ack_label).filter(|a| !is_positive(a)).map(|a| (By::Ack, a)),
             state.map(|s| (By::State, s.as_str().to_string())),
         ]
         .into_iter()
@@ -99,7 +99,7 @@ impl Journal {
             last = Some(id);
             let Some(record) = self.record(id)? else { return Ok(true) };
             if self.matches(query, state, id, &record)? {
-                found.push(Summary { id, states: self.states(id)?, record });
+                found.push(Summary { id, states: self.states(id, &record)?, record });
             }
             Ok(found.len() < limit)
         };
@@ -136,24 +136,34 @@ impl Journal {
 
     pub fn show(&self, id: u64) -> Result<Option<Shown>, StoreError> {
         let Some(record) = self.record(id)? else { return Ok(None) };
-        let body = match self.body_kept(id) {
-            true => self.db.get_cf(cf(&self.db, keys::BODIES)?, id.to_be_bytes())?,
-            false => None,
-        };
-        let (raw, ack) = match body.as_deref().and_then(decode_body) {
-            Some((raw, ack)) => (Some(String::from_utf8_lossy(raw).into_owned()), Some(String::from_utf8_lossy(ack).into_owned()).filter(|a| !a.is_empty())),
+        let (raw, ack) = match self.body(id, &record)? {
+            Some((raw, ack)) => (Some(String::from_utf8_lossy(&raw).into_owned()), Some(String::from_utf8_lossy(&ack).into_owned()).filter(|a| !a.is_empty())),
             None => (None, None),
         };
-        Ok(Some(Shown { id, states: self.states(id)?, events: self.events(id)?, record, raw, ack }))
+        let ack = ack.or_else(|| record.ack.clone().filter(|_| self.body_kept(id)));
+        Ok(Some(Shown { id, states: self.states(id, &record)?, events: self.events(id)?, record, raw, ack }))
     }
 
     /// The message bytes of a journalled message, while retention keeps them.
     pub fn raw(&self, id: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(record) = self.record(id)? else { return Ok(None) };
+        Ok(self.body(id, &record)?.map(|(raw, _)| raw))
+    }
+
+    /// The message and the ACK kept in the journal, or the stored message
+    /// while an outbox still holds it; `None` past `journal.retention`.
+    fn body(&self, id: u64, record: &JournalRecord) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError> {
         if !self.body_kept(id) {
             return Ok(None);
         }
-        let body = self.db.get_cf(cf(&self.db, keys::BODIES)?, id.to_be_bytes())?;
-        Ok(body.as_deref().and_then(decode_body).map(|(raw, _)| raw.to_vec()))
+        let kept = self.db.get_cf(cf(&self.db, keys::BODIES)?, id.to_be_bytes())?;
+        if let Some((raw, ack)) = kept.as_deref().and_then(decode_body) {
+            return Ok(Some((raw.to_vec(), ack.to_vec())));
+        }
+        match record.message_id {
+            Some(message_id) => Ok(crate::outbox::stored_message(&self.db, message_id)?.map(|raw| (raw.to_vec(), Vec::new()))),
+            None => Ok(None),
+        }
     }
 
     pub fn record(&self, id: u64) -> Result<Option<JournalRecord>, StoreError> {
@@ -174,7 +184,7 @@ impl Journal {
             && query.patient.as_deref().is_none_or(|p| record.patient_id == p)
             && query.sender.as_deref().is_none_or(sender_ok)
             && query.message_type.as_deref().is_none_or(type_ok)
-            && query.ack.as_deref().is_none_or(|a| record.ack_code.eq_ignore_ascii_case(a));
+            && query.ack.as_deref().is_none_or(|a| record.ack_code == ack_label(a));
         if !plain {
             return Ok(false);
         }
@@ -205,9 +215,9 @@ impl Journal {
         Ok(out)
     }
 
-    /// Each connector's state now: its last event's meaning.
-    fn states(&self, id: u64) -> Result<BTreeMap<String, String>, StoreError> {
-        let mut states = BTreeMap::new();
+    /// Each connector's state now: `queued` from the start, then its last event's meaning.
+    fn states(&self, id: u64, record: &JournalRecord) -> Result<BTreeMap<String, String>, StoreError> {
+        let mut states: BTreeMap<String, String> = record.connectors.iter().map(|c| (c.clone(), "queued".to_string())).collect();
         for event in self.events(id)? {
             let state = match event.event.as_str() {
                 "queued" | "replayed" | "resent" | "attempt" => "queued",

@@ -96,7 +96,8 @@ impl Committer {
                         if let Some(facts) = message.journal.as_ref().filter(|_| self.journal.enabled()) {
                             let record = journal_record(message, facts, None, Some(earlier.message_id));
                             let id = self.journal.next_id(message.meta.received_at_ms);
-                            self.journal.add_message(&mut batch, id, &record, &message.raw, earlier.ack.as_deref().unwrap_or_default())?;
+                            // Nothing is stored for a duplicate: the journal keeps its body itself.
+                            self.journal.add_message(&mut batch, id, &record, Some((&message.raw, earlier.ack.as_deref().unwrap_or_default())))?;
                             journalled = true;
                         }
                         outcomes.push(Committed::Duplicate { message_id: earlier.message_id, ack: earlier.ack });
@@ -116,7 +117,7 @@ impl Committer {
             if let Some(facts) = message.journal.as_ref().filter(|_| self.journal.enabled()) {
                 let journal_id = self.journal.next_id(message.meta.received_at_ms);
                 let record = journal_record(message, facts, Some(id), None);
-                self.journal.add_message(&mut batch, journal_id, &record, &message.raw, message.ack.as_deref().unwrap_or_default())?;
+                self.journal.add_message(&mut batch, journal_id, &record, None)?;
                 stored.journal_id = Some(journal_id);
                 journalled = true;
             }
@@ -242,6 +243,7 @@ fn journal_record(message: &NewMessage, facts: &JournalFacts, message_id: Option
         duplicate_of,
         // A duplicate is not queued again.
         connectors: if duplicate_of.is_some() { Vec::new() } else { message.connectors.iter().map(|c| c.to_string()).collect() },
+        ack: message.ack.as_ref().filter(|_| duplicate_of.is_none()).map(|ack| String::from_utf8_lossy(ack).into_owned()),
     }
 }
 

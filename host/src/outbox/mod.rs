@@ -15,6 +15,12 @@ pub use record::MessageMeta;
 pub use rejected::{Rejected, RejectedEntry, RejectedRecord};
 pub use store::{CommitHandle, Store, StoreOptions, now_ms};
 
+/// A stored message's bytes, while an outbox or dead-letter queue holds it.
+pub(crate) fn stored_message(db: &rocksdb::DB, id: u64) -> Result<Option<bytes::Bytes>, StoreError> {
+    let messages = db.cf_handle(keys::MESSAGES).ok_or(StoreError::MissingColumnFamily(keys::MESSAGES))?;
+    Ok(db.get_cf(messages, keys::message_key(id))?.as_deref().and_then(record::decode_message).map(|(_, raw)| raw))
+}
+
 /// The result of a commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Committed {

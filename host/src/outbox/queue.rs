@@ -387,6 +387,10 @@ impl Queues {
             if left == 0 {
                 batch.delete_cf(meta, keys::refs_key(id));
                 batch.delete_cf(messages, keys::message_key(id));
+                // The journal keeps the body from here (it read the stored message until now).
+                if let Some((MessageMeta { journal_id: Some(journal_id), .. }, raw)) = self.message(id)? {
+                    self.journal.keep_body(&mut batch, journal_id, &raw, b"")?;
+                }
             } else {
                 batch.put_cf(meta, keys::refs_key(id), left.to_be_bytes());
             }

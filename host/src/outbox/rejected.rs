@@ -99,8 +99,9 @@ impl Rejected {
             message_id: None,
             duplicate_of: None,
             connectors: Vec::new(),
+            ack: None,
         };
-        self.journal.add_message(&mut batch, self.journal.next_id(record.received_at_ms), &journalled, raw, ack)?;
+        self.journal.add_message(&mut batch, self.journal.next_id(record.received_at_ms), &journalled, Some((raw, ack)))?;
         let mut options = WriteOptions::default();
         options.set_sync(true);
         self.db.write_opt(batch, &options)?;

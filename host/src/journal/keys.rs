@@ -83,9 +83,7 @@ pub fn event_key(id: u64, n: u64) -> [u8; 16] {
     key
 }
 
-pub fn read_u64(bytes: &[u8]) -> Option<u64> {
-    Some(u64::from_be_bytes(bytes.get(..8)?.try_into().ok()?))
-}
+pub(crate) use crate::outbox::read_u64;
 
 #[cfg(test)]
 mod tests {

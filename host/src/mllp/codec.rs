@@ -199,6 +199,9 @@ impl Encoder<&[u8]> for MllpCodec {
 }
 
 #[cfg(test)]
+mod props;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -19,7 +19,6 @@ use crate::delivery::Delivery;
 use crate::interface::Interfaces;
 use crate::metrics::Metrics;
 use crate::plugin::Catalog;
-use crate::tls::ServerTls;
 
 /// Where the configuration came from, so it can be read again.
 #[derive(Debug, Clone, Default)]
@@ -54,7 +53,6 @@ pub struct Reloader {
     interfaces: Arc<Interfaces>,
     delivery: Arc<Delivery>,
     catalog: Arc<Catalog>,
-    server_tls: Mutex<Option<Arc<ServerTls>>>,
     metrics: Arc<Metrics>,
 }
 
@@ -65,10 +63,9 @@ impl Reloader {
         interfaces: Arc<Interfaces>,
         delivery: Arc<Delivery>,
         catalog: Arc<Catalog>,
-        server_tls: Option<Arc<ServerTls>>,
         metrics: Arc<Metrics>,
     ) -> Reloader {
-        Reloader { source, current: Mutex::new(config), interfaces, delivery, catalog, server_tls: Mutex::new(server_tls), metrics }
+        Reloader { source, current: Mutex::new(config), interfaces, delivery, catalog, metrics }
     }
 
     pub fn current(&self) -> Arc<Config> {
@@ -111,27 +108,16 @@ impl Reloader {
         let source = self.source.clone();
         let new = tokio::task::spawn_blocking(move || Config::load(&source.files, &source.overrides)).await??;
         let old = self.current();
-        let mut changes: Vec<String> = restart_only(&old, &new)
+        // Restart-only settings keep their running values in what is applied.
+        let (new, kept) = keep_restart_only(&old, new);
+        let new = Arc::new(new);
+        let mut changes: Vec<String> = kept
             .into_iter()
             .map(|key| {
                 tracing::warn!("configuration key `{key}` changed: it takes effect at the next restart; the running value stays");
                 format!("`{key}` kept until restart")
             })
             .collect();
-        // Restart-only settings keep their running values in what is applied.
-        let new = Arc::new(Config {
-            data_dir: old.data_dir.clone(),
-            plugins_dir: old.plugins_dir.clone(),
-            plugin_cache_dir: old.plugin_cache_dir.clone(),
-            dedupe_window: old.dedupe_window,
-            rejected_retention: old.rejected_retention,
-            charset: old.charset.clone(),
-            log: old.log.clone(),
-            log_phi: old.log_phi,
-            admin: old.admin.clone(),
-            outbound_tls: old.outbound_tls.clone(),
-            ..new
-        });
         // The [tls] files are read again: SIGHUP's promise for renewed certificates.
         let server_tls = crate::server::load_server_tls(&new).map_err(|err| {
             self.metrics.tls_reload_failures.inc();
@@ -158,7 +144,6 @@ impl Reloader {
             self.metrics.tls_reload_failures.inc();
             tracing::error!(error = %format!("{err:#}"), "outbound TLS files not reloaded; the previous ones keep serving");
         }
-        *self.server_tls.lock().unwrap_or_else(PoisonError::into_inner) = server_tls;
         *self.current.lock().unwrap_or_else(PoisonError::into_inner) = new;
         Ok(changes)
     }
@@ -169,25 +154,20 @@ impl Reloader {
     }
 }
 
-/// Keys whose new value only a restart applies.
-fn restart_only(old: &Config, new: &Config) -> Vec<&'static str> {
-    let mut keys = Vec::new();
-    let mut check = |key: &'static str, changed: bool| {
-        if changed {
-            keys.push(key);
-        }
-    };
-    check("data_dir", old.data_dir != new.data_dir);
-    check("plugins_dir", old.plugins_dir != new.plugins_dir);
-    check("plugin_cache_dir", old.plugin_cache_dir != new.plugin_cache_dir);
-    check("dedupe_window", old.dedupe_window != new.dedupe_window);
-    check("rejected_retention", old.rejected_retention != new.rejected_retention);
-    check("charset", old.charset != new.charset);
-    check("log", old.log != new.log);
-    check("log_phi", old.log_phi != new.log_phi);
-    check("admin", old.admin != new.admin);
-    check("outbound_tls", old.outbound_tls != new.outbound_tls);
-    keys
+/// `new` with every setting only a restart can apply set back to its
+/// running value in `old`, and the keys that differed.
+fn keep_restart_only(old: &Config, mut new: Config) -> (Config, Vec<&'static str>) {
+    let mut kept = Vec::new();
+    macro_rules! keep {
+        ($($key:ident),*) => {$(
+            if new.$key != old.$key {
+                kept.push(stringify!($key));
+                new.$key = old.$key.clone();
+            }
+        )*};
+    }
+    keep!(data_dir, plugins_dir, plugin_cache_dir, dedupe_window, rejected_retention, journal, charset, log, log_phi, admin, outbound_tls);
+    (new, kept)
 }
 
 /// SIGHUP asks for a reload; SIGUSR1 moves the log level one step along its cycle.

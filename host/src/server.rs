@@ -89,7 +89,7 @@ pub async fn run(config: Config, source: ConfigSource, shutdown: CancellationTok
     if config.connectors.is_empty() {
         tracing::warn!("no connectors configured: accepted messages are stored but queued for no destination (add [connectors.<name>])");
     }
-    let reloader = Arc::new(Reloader::new(source, config.clone(), interfaces.clone(), delivery.clone(), catalog.clone(), server_tls, metrics.clone()));
+    let reloader = Arc::new(Reloader::new(source, config.clone(), interfaces.clone(), delivery.clone(), catalog.clone(), metrics.clone()));
     let config_watch = crate::reload::watch_files(reloader.files(), reload_tx, shutdown.child_token())?;
     let reloads = tokio::spawn(reloader.clone().run(reload_rx));
     // The admin endpoint (health, metrics, the API the CLI uses): ready from

@@ -1,9 +1,9 @@
 //! The MLLP listener's TLS side: certificate, key and (for mutual TLS) the
-//! client CA, read from PEM files at start and again on SIGHUP. A reload
-//! that fails keeps the configuration that serves; handshakes already done
-//! are not touched either way.
+//! client CA, read from PEM files. A reload (SIGHUP) loads a new `ServerTls`
+//! and swaps it into the interfaces' settings (`crate::reload`); one that
+//! fails changes nothing, and handshakes already done are never touched.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use rustls::ServerConfig;
 use rustls::server::WebPkiClientVerifier;
@@ -13,33 +13,24 @@ use super::{TlsError, pem, provider, versions};
 use crate::config::ServerTlsConfig;
 
 pub struct ServerTls {
-    settings: ServerTlsConfig,
-    current: RwLock<TlsAcceptor>,
+    acceptor: TlsAcceptor,
+    mutual: bool,
 }
 
 impl ServerTls {
     /// Reads the files `settings` names; fails naming the file and the problem.
     pub fn load(settings: &ServerTlsConfig) -> Result<ServerTls, TlsError> {
-        let acceptor = TlsAcceptor::from(build(settings)?);
-        Ok(ServerTls { settings: settings.clone(), current: RwLock::new(acceptor) })
-    }
-
-    /// Reads the files again; on success new handshakes use them, on failure
-    /// nothing changes.
-    pub fn reload(&self) -> Result<(), TlsError> {
-        let acceptor = TlsAcceptor::from(build(&self.settings)?);
-        *self.current.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = acceptor;
-        Ok(())
+        Ok(ServerTls { acceptor: TlsAcceptor::from(build(settings)?), mutual: settings.client_ca.is_some() })
     }
 
     /// The acceptor for the next handshake.
     pub fn acceptor(&self) -> TlsAcceptor {
-        self.current.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+        self.acceptor.clone()
     }
 
     /// Whether clients must present a certificate.
     pub fn mutual(&self) -> bool {
-        self.settings.client_ca.is_some()
+        self.mutual
     }
 }
 

@@ -187,28 +187,20 @@ impl Committer {
     /// appended to the outbox's tail, the resend audited in the journal;
     /// one synced write. Returns the new message ID.
     pub fn resend(&mut self, connector: &Arc<str>, mut meta: MessageMeta, raw: &[u8], journal_id: u64, by: &str) -> Result<u64, StoreError> {
-        self.know(connector)?;
         let messages = self.db.cf_handle(keys::MESSAGES).ok_or(StoreError::MissingColumnFamily(keys::MESSAGES))?;
-        let outbox = self.db.cf_handle(keys::OUTBOX).ok_or(StoreError::MissingColumnFamily(keys::OUTBOX))?;
         let meta_cf = self.db.cf_handle(keys::META).ok_or(StoreError::MissingColumnFamily(keys::META))?;
         let id = self.next_message_id;
-        let seq = self.last_seq.get(connector).copied().unwrap_or(0) + 1;
         meta.journal_id = Some(journal_id);
         let mut batch = WriteBatch::default();
         batch.put_cf(messages, keys::message_key(id), encode_message(&meta, raw));
-        batch.put_cf(outbox, keys::queue_key(connector, seq), OutboxValue::new(id).encode());
         batch.put_cf(meta_cf, keys::refs_key(id), 1u32.to_be_bytes());
         batch.put_cf(meta_cf, keys::NEXT_MESSAGE_ID, (id + 1).to_be_bytes());
-        batch.put_cf(meta_cf, keys::last_seq_key(connector), seq.to_be_bytes());
         let event = JournalEvent { by: Some(by.to_string()), ..JournalEvent::new(connector, "resent") };
         self.journal.add_event(&mut batch, journal_id, &event)?;
         self.journal.move_state(&mut batch, journal_id, connector, None, Some(State::Queued))?;
-        let mut options = WriteOptions::default();
-        options.set_sync(true);
-        self.db.write_opt(batch, &options)?;
+        // As in `write`: the number advances even if the write fails.
         self.next_message_id = id + 1;
-        self.last_seq.insert(connector.clone(), seq);
-        self.activity.enqueued(&HashMap::from([(connector.clone(), 1)]));
+        self.append(connector, &[id], batch)?;
         Ok(id)
     }
 

@@ -99,7 +99,7 @@ impl Journal {
             last = Some(id);
             let Some(record) = self.record(id)? else { return Ok(true) };
             if self.matches(query, state, id, &record)? {
-                found.push(Summary { id, states: self.states(id, &record)?, record });
+                found.push(Summary { id, states: states(&record, &self.events(id)?), record });
             }
             Ok(found.len() < limit)
         };
@@ -141,7 +141,8 @@ impl Journal {
             None => (None, None),
         };
         let ack = ack.or_else(|| record.ack.clone().filter(|_| self.body_kept(id)));
-        Ok(Some(Shown { id, states: self.states(id, &record)?, events: self.events(id)?, record, raw, ack }))
+        let events = self.events(id)?;
+        Ok(Some(Shown { id, states: states(&record, &events), events, record, raw, ack }))
     }
 
     /// The message bytes of a journalled message, while retention keeps them.
@@ -214,20 +215,20 @@ impl Journal {
         }
         Ok(out)
     }
+}
 
-    /// Each connector's state now: `queued` from the start, then its last event's meaning.
-    fn states(&self, id: u64, record: &JournalRecord) -> Result<BTreeMap<String, String>, StoreError> {
-        let mut states: BTreeMap<String, String> = record.connectors.iter().map(|c| (c.clone(), "queued".to_string())).collect();
-        for event in self.events(id)? {
-            let state = match event.event.as_str() {
-                "queued" | "replayed" | "resent" | "attempt" => "queued",
-                "delivered" => "delivered",
-                "dead" => "dead",
-                "purged" => "purged",
-                _ => continue,
-            };
-            states.insert(event.connector, state.to_string());
-        }
-        Ok(states)
+/// Each connector's state now: `queued` from the start, then its last event's meaning.
+fn states(record: &JournalRecord, events: &[JournalEvent]) -> BTreeMap<String, String> {
+    let mut states: BTreeMap<String, String> = record.connectors.iter().map(|c| (c.clone(), "queued".to_string())).collect();
+    for event in events {
+        let state = match event.event.as_str() {
+            "queued" | "replayed" | "resent" | "attempt" => "queued",
+            "delivered" => "delivered",
+            "dead" => "dead",
+            "purged" => "purged",
+            _ => continue,
+        };
+        states.insert(event.connector.clone(), state.to_string());
     }
+    states
 }

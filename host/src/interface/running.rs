@@ -110,15 +110,17 @@ impl Interfaces {
     /// Returns one line per change, for the log.
     pub async fn apply(&self, specs: &[InterfaceSpec], config: &Config, server_tls: Option<Arc<ServerTls>>) -> anyhow::Result<Vec<String>> {
         let mut running = self.running.lock().await;
-        // Bind every listener that does not run yet, before changing anything.
-        let mut bound: BTreeMap<(String, usize), Listener> = BTreeMap::new();
+        // Bind every listener that does not run yet, before changing anything:
+        // from here on nothing can fail.
+        let mut bound: BTreeMap<(String, usize), (Listener, SocketAddr)> = BTreeMap::new();
         for spec in specs {
             for (i, listener) in spec.listeners.iter().enumerate() {
                 let exists = running.get(&spec.name).is_some_and(|r| r.listeners.iter().any(|l| l.spec == *listener));
                 if !exists {
                     let key = if spec.name == crate::config::DEFAULT_INTERFACE { "listen".to_string() } else { format!("interfaces.{}.listen", spec.name) };
                     let new = Listener::bind(listener.addr, listener.tls).await.map_err(|err| anyhow::anyhow!("configuration key `{key}`: {err:#}"))?;
-                    bound.insert((spec.name.clone(), i), new);
+                    let addr = new.local_addr().map_err(|err| anyhow::anyhow!("configuration key `{key}`: {err}"))?;
+                    bound.insert((spec.name.clone(), i), (new, addr));
                 }
             }
         }
@@ -178,8 +180,7 @@ impl Interfaces {
                 }
             }
             for (i, listener_spec) in spec.listeners.iter().enumerate() {
-                let Some(listener) = bound.remove(&(spec.name.clone(), i)) else { continue };
-                let addr = listener.local_addr()?;
+                let Some((listener, addr)) = bound.remove(&(spec.name.clone(), i)) else { continue };
                 let stop = CancellationToken::new();
                 let task = tokio::spawn(listener.run(handle.clone(), self.serving.clone(), stop.clone()));
                 tracing::info!(interface = %spec.name, %addr, tls = listener_spec.tls, "interface listening");

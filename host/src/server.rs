@@ -103,6 +103,7 @@ pub async fn run(config: Config, source: ConfigSource, shutdown: CancellationTok
         interfaces: Some(interfaces.clone()),
         rejected: Some(store.rejected()),
         journal: Some(store.journal()),
+        rates: Arc::default(),
     };
     let admin = crate::admin::start(&config, admin_state, &shutdown)?;
     ready.store(true, Ordering::SeqCst);

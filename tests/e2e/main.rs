@@ -17,3 +17,4 @@ mod plugin_check;
 mod plugins;
 mod tls;
 mod operations;
+mod console;

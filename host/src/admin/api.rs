@@ -96,7 +96,7 @@ pub async fn resend(
     let Path(id) = id.map_err(|err| ApiError::BadRequest(format!("bad ID: {}", err.body_text())))?;
     let Json(Resend { connector }) = body.map_err(|err| ApiError::BadRequest(format!("bad body: {}; expected {{\"connector\": NAME}}", err.body_text())))?;
     known(&state, &connector)?;
-    let by = client.map_or_else(|| "admin API".to_string(), |Extension(ConnectInfo(addr))| format!("admin API from {addr}"));
+    let by = client_of(client);
     let queues = state.queues.clone();
     let (target, who) = (connector.clone(), by.clone());
     let message_id = match tokio::task::spawn_blocking(move || queues.resend(&target, id, &who)).await {
@@ -155,35 +155,51 @@ pub async fn dead_letter(State(state): State<AdminState>, path: Result<Path<(Str
 }
 
 /// `POST /api/dlq/{connector}/replay`: back to the tail of the outbox.
-pub async fn replay(state: State<AdminState>, connector: Path<String>, body: Result<Json<Action>, JsonRejection>) -> Result<Json<Value>, ApiError> {
-    act_on_dead_letters(state, connector, body, "replayed", Queues::replay).await
+pub async fn replay(
+    state: State<AdminState>,
+    client: Option<Extension<ConnectInfo<SocketAddr>>>,
+    connector: Path<String>,
+    body: Result<Json<Action>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    act_on_dead_letters(state, client_of(client), connector, body, "replayed", Queues::replay).await
 }
 
 /// `POST /api/dlq/{connector}/purge`: deleted for good.
-pub async fn purge(state: State<AdminState>, connector: Path<String>, body: Result<Json<Action>, JsonRejection>) -> Result<Json<Value>, ApiError> {
-    act_on_dead_letters(state, connector, body, "purged", Queues::purge).await
+pub async fn purge(
+    state: State<AdminState>,
+    client: Option<Extension<ConnectInfo<SocketAddr>>>,
+    connector: Path<String>,
+    body: Result<Json<Action>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    act_on_dead_letters(state, client_of(client), connector, body, "purged", Queues::purge).await
+}
+
+/// Who asked for an action, as the journal records it.
+fn client_of(client: Option<Extension<ConnectInfo<SocketAddr>>>) -> String {
+    client.map_or_else(|| "admin API".to_string(), |Extension(ConnectInfo(addr))| format!("admin API from {addr}"))
 }
 
 /// Replays or purges the selected dead letters on the blocking pool; the
 /// answer counts them under `done`.
 async fn act_on_dead_letters(
     State(state): State<AdminState>,
+    by: String,
     Path(connector): Path<String>,
     body: Result<Json<Action>, JsonRejection>,
     done: &'static str,
-    action: fn(&Queues, &str, Selection) -> Result<u64, StoreError>,
+    action: fn(&Queues, &str, Selection, &str) -> Result<u64, StoreError>,
 ) -> Result<Json<Value>, ApiError> {
     let which = selection(body)?;
     known(&state, &connector)?;
     let queues = state.queues.clone();
     let what = format!("dead letters of `{connector}` not {done}");
     let count = blocking(what, {
-        let connector = connector.clone();
-        move || action(&queues, &connector, which)
+        let (connector, by) = (connector.clone(), by.clone());
+        move || action(&queues, &connector, which, &by)
     })
     .await?;
     found_one(&connector, which, count)?;
-    tracing::info!(connector, count, "dead letters {done} through the admin API");
+    tracing::info!(connector, count, by, "dead letters {done} through the admin API");
     Ok(Json(json!({ done: count })))
 }
 

@@ -6,6 +6,7 @@
 mod addr_file;
 mod api;
 mod auth;
+mod console;
 mod error;
 mod health;
 mod metrics;
@@ -28,6 +29,7 @@ use crate::outbox::{Queues, Rejected};
 use crate::plugin::Catalog;
 
 pub use addr_file::{ADDR_FILE, AddrFile, read as read_addr_file};
+pub use console::Rates;
 pub use error::ApiError;
 pub use running::{RunningAdmin, start};
 
@@ -45,6 +47,8 @@ pub struct AdminState {
     pub rejected: Option<Rejected>,
     /// Every message received (`None` in tests without a store).
     pub journal: Option<Journal>,
+    /// What the console's live chart and delivery rates show, sampled each second.
+    pub rates: Arc<Rates>,
 }
 
 /// A bound, not yet serving, admin listener.
@@ -82,10 +86,12 @@ impl AdminServer {
     }
 }
 
-/// Every route; all but the health probes behind the token (when one is set).
+/// Every route; all but the health probes and the console's (data-free)
+/// pages behind the token (when one is set).
 pub fn router(state: AdminState, token: Option<Arc<str>>) -> Router {
     let guarded = Router::new()
         .route("/metrics", get(metrics::metrics))
+        .route("/api/overview", get(console::overview))
         .route("/api/outbox", get(api::outbox_depths))
         .route("/api/outbox/{connector}", get(api::outbox))
         .route("/api/dlq/{connector}", get(api::dead_letters))
@@ -103,6 +109,7 @@ pub fn router(state: AdminState, token: Option<Arc<str>>) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .merge(console::routes())
         .merge(guarded)
         .fallback(|uri: axum::http::Uri| async move { ApiError::NotFound(format!("no such endpoint: {uri}")) })
         .with_state(state)

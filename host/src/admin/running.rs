@@ -35,6 +35,7 @@ pub fn start(config: &Config, state: AdminState, shutdown: &CancellationToken) -
     let addr = server.local_addr();
     let file = AddrFile::write(&config.data_dir, addr)?;
     let stop = CancellationToken::new();
+    state.rates.start(state.metrics.clone(), state.queues.clone(), stop.clone());
     let ready = state.ready.clone();
     let draining = shutdown.clone();
     tokio::spawn(async move {

@@ -32,9 +32,12 @@ struct Fixture {
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let connectors: Vec<Arc<str>> = vec![Arc::from("lab"), Arc::from("archive")];
-    let store =
-        Store::open(&dir.path().join("data"), StoreOptions { dedupe_window: Duration::ZERO, rejected_retention: std::time::Duration::ZERO, journal: Default::default() }, &connectors)
-            .unwrap();
+    let store = Store::open(
+        &dir.path().join("data"),
+        StoreOptions { dedupe_window: Duration::ZERO, rejected_retention: std::time::Duration::ZERO, journal: Default::default() },
+        &connectors,
+    )
+    .unwrap();
     let state = AdminState {
         queues: store.queues(),
         metrics: Arc::default(),
@@ -43,6 +46,7 @@ fn fixture() -> Fixture {
         interfaces: None,
         rejected: Some(store.rejected()),
         journal: Some(store.journal()),
+        rates: Arc::default(),
     };
     Fixture { _dir: dir, store, state }
 }
@@ -67,7 +71,7 @@ impl Fixture {
             dedupe_key: dedupe_key(b"EHR", b"HOSP", control_id.as_bytes()),
             connectors: vec![Arc::from("lab"), Arc::from("archive")],
             ack: None,
-            journal: None,
+            journal: Some(crate::journal::JournalFacts { interface: "default".into(), ack_code: "AA".into(), ..Default::default() }),
         };
         self.store.handle().commit(message).await.unwrap();
     }
@@ -288,4 +292,67 @@ async fn binds_serves_over_tcp_and_stops_when_cancelled() {
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
     stop.cancel();
     tokio::time::timeout(Duration::from_secs(10), serving).await.expect("stops when cancelled").unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn the_overview_has_each_connectors_depths_and_its_last_delivery_error() {
+    let f = fixture();
+    f.receive("M1").await;
+    f.receive("M2").await;
+    f.dead_letter_oldest();
+    let entry = f.state.queues.next_batch("archive", 0, 1).unwrap().remove(0);
+    f.state.queues.delivered("archive", &entry).unwrap();
+    let (status, overview) = f.get("/api/overview").await;
+    assert_eq!(status, StatusCode::OK, "{overview}");
+    let connector = |name: &str| overview["connectors"].as_array().unwrap().iter().find(|c| c["connector"] == name).cloned().unwrap();
+    let lab = connector("lab");
+    assert_eq!((lab["outbox"].as_u64(), lab["dead_letter"].as_u64(), lab["delivered"].as_u64()), (Some(1), Some(1), Some(0)), "{lab}");
+    assert_eq!(lab["last_error"], "HTTP 503", "{lab}");
+    let archive = connector("archive");
+    assert_eq!((archive["outbox"].as_u64(), archive["delivered"].as_u64()), (Some(1), Some(1)), "{archive}");
+    assert!(archive["last_delivered_ms"].as_u64().is_some() && archive["last_error"].is_null(), "{archive}");
+    assert!(overview["answers"]["answers"]["AA"].is_array(), "the chart's series: {overview}");
+    assert!(overview["plugins"].as_array().is_some_and(|p| !p.is_empty()), "{overview}");
+}
+
+#[tokio::test]
+async fn the_console_pages_are_served_without_the_token_and_forbid_framing() {
+    let f = fixture();
+    for uri in ["/", "/messages", "/messages/123", "/dead-letters", "/dead-letters/lab", "/console/console.js", "/console/console.css"] {
+        let response = router(f.state.clone(), Some(Arc::from("s3cret"))).oneshot(get(uri, None)).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{uri}: the pages hold no data");
+        let csp = response.headers().get(header::CONTENT_SECURITY_POLICY).and_then(|v| v.to_str().ok()).unwrap_or_default();
+        assert!(csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'"), "{uri}: {csp}");
+    }
+    let response = router(f.state.clone(), None).oneshot(get("/", None)).await.unwrap();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+    assert!(String::from_utf8_lossy(&body).contains("/console/console.js"), "the shell loads the script");
+    assert_eq!(f.call(Some("s3cret"), get("/api/overview", None)).await.0, StatusCode::UNAUTHORIZED, "the data needs the token");
+}
+
+#[tokio::test]
+async fn replay_and_purge_through_the_api_are_journalled_with_who_asked() {
+    let f = fixture();
+    f.receive("M1").await;
+    f.receive("M2").await;
+    f.dead_letter_oldest();
+    f.dead_letter_oldest();
+    let client: std::net::SocketAddr = "127.0.0.1:40001".parse().unwrap();
+    for (action, body) in [("replay", r#"{"all": true}"#), ("purge", r#"{"all": true}"#)] {
+        if action == "purge" {
+            // M1 was replayed; bury it again to purge it.
+            let entry = f.state.queues.next_batch("lab", 0, 10).unwrap().into_iter().find(|e| e.meta.control_id == "M1").unwrap();
+            f.state.queues.move_to_dead_letter("lab", &entry, 1, "HTTP 400").unwrap();
+        }
+        let mut request = Request::post(format!("/api/dlq/lab/{action}")).header(header::CONTENT_TYPE, "application/json").body(Body::from(body)).unwrap();
+        request.extensions_mut().insert(axum::extract::ConnectInfo(client));
+        let (status, _, answer) = f.call(None, request).await;
+        assert_eq!(status, StatusCode::OK, "{action}: {answer}");
+    }
+    let journal = f.state.journal.clone().unwrap();
+    let m1 = journal.search(&crate::journal::Query { control_id: Some("M1".into()), ..Default::default() }).unwrap().remove(0);
+    let events = journal.show(m1.id).unwrap().unwrap().events;
+    let by = |event: &str| events.iter().filter(|e| e.event == event).map(|e| e.by.clone()).collect::<Vec<_>>();
+    assert_eq!(by("replayed"), [Some("admin API from 127.0.0.1:40001".to_string())], "{events:?}");
+    assert_eq!(by("purged"), [Some("admin API from 127.0.0.1:40001".to_string())], "{events:?}");
 }

@@ -11,7 +11,7 @@ mod store;
 pub use committer::NewMessage;
 pub use keys::dedupe_key;
 pub(crate) use keys::read_u64;
-pub use queue::{DeadLetter, QueueDepth, Queued, Queues, Selection};
+pub use queue::{DeadLetter, DeliveryActivity, QueueDepth, Queued, Queues, Selection};
 pub use record::MessageMeta;
 pub use rejected::{Rejected, RejectedEntry, RejectedRecord};
 pub use store::{CommitHandle, Store, StoreOptions, now_ms};

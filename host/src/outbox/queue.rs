@@ -84,12 +84,26 @@ struct Depth {
     dead: i64,
 }
 
+/// What a connector's deliveries came to since the server started, for the
+/// console and the API (kept in memory: it is a view of the moment, not a record).
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct DeliveryActivity {
+    pub connector: String,
+    pub delivered: u64,
+    pub last_delivered_ms: Option<u64>,
+    /// The last failed attempt's error (it stays after later successes; compare the times).
+    pub last_error: Option<String>,
+    pub last_error_ms: Option<u64>,
+}
+
 /// What changes as messages are queued and delivered: depths kept in memory
-/// (so metrics never scan) and the wake-up of each connector's worker.
+/// (so metrics never scan), the wake-up of each connector's worker, and
+/// what its deliveries came to.
 #[derive(Default)]
 pub(crate) struct Activity {
     depths: Mutex<BTreeMap<Arc<str>, Depth>>,
     wakers: Mutex<HashMap<Arc<str>, Arc<Notify>>>,
+    deliveries: Mutex<HashMap<Arc<str>, DeliveryActivity>>,
 }
 
 impl Activity {
@@ -108,7 +122,7 @@ impl Activity {
                 if dead { depth.dead += 1 } else { depth.outbox += 1 }
             }
         }
-        Ok(Activity { depths: Mutex::new(depths), wakers: Mutex::default() })
+        Ok(Activity { depths: Mutex::new(depths), ..Activity::default() })
     }
 
     /// New outbox entries were written: count them and wake their workers.
@@ -135,6 +149,23 @@ impl Activity {
         };
         depth.outbox += outbox;
         depth.dead += dead;
+    }
+
+    fn delivery(&self, connector: &str, note: impl FnOnce(&mut DeliveryActivity)) {
+        let mut deliveries = lock(&self.deliveries);
+        if !deliveries.contains_key(connector) {
+            deliveries.insert(Arc::from(connector), DeliveryActivity { connector: connector.to_string(), ..DeliveryActivity::default() });
+        }
+        if let Some(activity) = deliveries.get_mut(connector) {
+            note(activity);
+        }
+    }
+
+    fn failed(&self, connector: &str, error: &str) {
+        self.delivery(connector, |d| {
+            d.last_error = Some(error.to_string());
+            d.last_error_ms = Some(now_ms());
+        });
     }
 }
 
@@ -185,6 +216,15 @@ impl Queues {
         if !depths.contains_key(connector) {
             depths.insert(Arc::from(connector), Depth::default());
         }
+    }
+
+    /// What each known connector's deliveries came to since start-up.
+    pub fn deliveries(&self) -> Vec<DeliveryActivity> {
+        let deliveries = lock(&self.activity.deliveries);
+        self.connectors()
+            .iter()
+            .map(|name| deliveries.get(name).cloned().unwrap_or_else(|| DeliveryActivity { connector: name.to_string(), ..DeliveryActivity::default() }))
+            .collect()
     }
 
     pub fn knows(&self, connector: &str) -> bool {
@@ -245,6 +285,10 @@ impl Queues {
         self.journal(&mut batch, &entry.meta, event, Some(State::Queued), Some(State::Delivered))?;
         self.write_releasing(batch, &[entry.message_id])?;
         self.activity.adjust(connector, -1, 0);
+        self.activity.delivery(connector, |d| {
+            d.delivered += 1;
+            d.last_delivered_ms = Some(now_ms());
+        });
         Ok(())
     }
 
@@ -256,6 +300,7 @@ impl Queues {
         let event = JournalEvent { attempt: Some(attempts), detail: Some(error.to_string()), ..JournalEvent::new(connector, "attempt") };
         self.journal(&mut batch, &entry.meta, event, None, None)?;
         self.db.write(batch)?;
+        self.activity.failed(connector, error);
         Ok(())
     }
 
@@ -269,6 +314,7 @@ impl Queues {
         self.journal(&mut batch, &entry.meta, event, Some(State::Queued), Some(State::Dead))?;
         self.db.write(batch)?;
         self.activity.adjust(connector, -1, 1);
+        self.activity.failed(connector, error);
         Ok(())
     }
 
@@ -305,8 +351,8 @@ impl Queues {
     }
 
     /// Moves dead letters back to the tail of the outbox, attempts reset, in
-    /// their dead-letter order. Returns how many moved.
-    pub fn replay(&self, connector: &str, which: Selection) -> Result<u64, StoreError> {
+    /// their dead-letter order; `by` (who asked) is journalled. Returns how many moved.
+    pub fn replay(&self, connector: &str, which: Selection, by: &str) -> Result<u64, StoreError> {
         let selected = self.select(connector, which)?;
         if selected.is_empty() {
             return Ok(0);
@@ -316,7 +362,13 @@ impl Queues {
         for (id, record) in &selected {
             batch.delete_cf(dead, keys::queue_key(connector, *id));
             if let Some((meta, _)) = self.message(record.message_id)? {
-                self.journal(&mut batch, &meta, JournalEvent::new(connector, "replayed"), Some(State::Dead), Some(State::Queued))?;
+                self.journal(
+                    &mut batch,
+                    &meta,
+                    JournalEvent { by: Some(by.to_string()), ..JournalEvent::new(connector, "replayed") },
+                    Some(State::Dead),
+                    Some(State::Queued),
+                )?;
             }
         }
         let ids: Vec<u64> = selected.iter().map(|(_, record)| record.message_id).collect();
@@ -326,15 +378,16 @@ impl Queues {
         Ok(ids.len() as u64)
     }
 
-    /// Deletes dead letters for good (and their messages, once no queue holds them). Returns how many.
-    pub fn purge(&self, connector: &str, which: Selection) -> Result<u64, StoreError> {
+    /// Deletes dead letters for good (and their messages, once no queue
+    /// holds them); `by` (who asked) is journalled. Returns how many.
+    pub fn purge(&self, connector: &str, which: Selection, by: &str) -> Result<u64, StoreError> {
         let selected = self.select(connector, which)?;
         let dead = self.cf(keys::DEAD_LETTER)?;
         let mut batch = WriteBatch::default();
         for (id, record) in &selected {
             batch.delete_cf(dead, keys::queue_key(connector, *id));
             if let Some((meta, _)) = self.message(record.message_id)? {
-                self.journal(&mut batch, &meta, JournalEvent::new(connector, "purged"), Some(State::Dead), None)?;
+                self.journal(&mut batch, &meta, JournalEvent { by: Some(by.to_string()), ..JournalEvent::new(connector, "purged") }, Some(State::Dead), None)?;
             }
         }
         let ids: Vec<u64> = selected.iter().map(|(_, record)| record.message_id).collect();

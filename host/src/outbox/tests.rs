@@ -137,7 +137,7 @@ async fn a_message_leaves_the_store_once_every_connector_is_done_with_it() {
         queues.depths(),
         vec![QueueDepth { connector: "a".into(), outbox: 1, dead_letter: 0 }, QueueDepth { connector: "b".into(), outbox: 1, dead_letter: 1 },]
     );
-    assert_eq!(queues.purge("b", Selection::One(b[0].seq)).unwrap(), 1);
+    assert_eq!(queues.purge("b", Selection::One(b[0].seq), "test").unwrap(), 1);
     assert!(store.db().get_cf(messages, keys::message_key(message_id)).unwrap().is_none(), "no queue holds it any more");
 }
 
@@ -158,10 +158,11 @@ async fn dead_letters_replay_to_the_tail_of_the_outbox_and_counts_survive_a_rest
 
         let dead = queues.dead_letters("lab", None, 10).unwrap();
         assert_eq!((dead.len(), dead[0].meta.control_id.as_str(), dead[0].error.as_str()), (1, "M2", "HTTP 400: bad segment"));
+
         let (letter, raw) = queues.dead_letter("lab", dead[0].id).unwrap().unwrap();
         assert_eq!((letter.attempts, raw.starts_with(b"MSH|")), (1, true));
-        assert_eq!(queues.replay("lab", Selection::All).unwrap(), 1);
-        assert_eq!(queues.replay("lab", Selection::All).unwrap(), 0, "nothing left to replay");
+        assert_eq!(queues.replay("lab", Selection::All, "test").unwrap(), 1);
+        assert_eq!(queues.replay("lab", Selection::All, "test").unwrap(), 0, "nothing left to replay");
         store.close().unwrap();
     }
     let store = Store::open(dir.path(), options, &connectors).unwrap();
@@ -173,4 +174,28 @@ async fn dead_letters_replay_to_the_tail_of_the_outbox_and_counts_survive_a_rest
     assert_eq!(queues.depths(), vec![QueueDepth { connector: "lab".into(), outbox: 3, dead_letter: 0 }]);
     store.handle().commit(new_message("M4", &connectors)).await.unwrap();
     assert_eq!(control_ids(&queues.next_batch("lab", outbox[2].seq, 10).unwrap()), ["M4"], "new messages come after the replayed one");
+}
+
+#[tokio::test]
+async fn delivery_activity_counts_deliveries_and_keeps_the_last_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let connectors: Vec<Arc<str>> = vec![Arc::from("lab"), Arc::from("archive")];
+    let options = StoreOptions { dedupe_window: Duration::ZERO, rejected_retention: std::time::Duration::ZERO, journal: Default::default() };
+    let store = Store::open(dir.path(), options, &connectors).unwrap();
+    let queues = store.queues();
+    for id in ["M1", "M2", "M3"] {
+        store.handle().commit(new_message(id, &connectors)).await.unwrap();
+    }
+    let entries = queues.next_batch("lab", 0, 10).unwrap();
+    queues.record_failure("lab", &entries[0], 1, "connection refused").unwrap();
+    queues.move_to_dead_letter("lab", &entries[1], 1, "HTTP 400: bad segment").unwrap();
+    queues.delivered("lab", &entries[0]).unwrap();
+    queues.delivered("lab", &entries[2]).unwrap();
+    let activity = queues.deliveries();
+    let lab = activity.iter().find(|a| a.connector == "lab").unwrap();
+    assert_eq!(lab.delivered, 2);
+    assert_eq!(lab.last_error.as_deref(), Some("HTTP 400: bad segment"), "the last failure, kept after later successes");
+    assert!(lab.last_delivered_ms.is_some() && lab.last_error_ms.is_some());
+    let archive = activity.iter().find(|a| a.connector == "archive").unwrap();
+    assert_eq!((archive.delivered, archive.last_error.as_deref()), (0, None), "listed before its first delivery");
 }

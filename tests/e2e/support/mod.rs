@@ -8,6 +8,7 @@ pub mod examples;
 mod http_sink;
 mod mllp_receiver;
 pub mod tls;
+pub mod browser;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;

@@ -356,3 +356,31 @@ async fn replay_and_purge_through_the_api_are_journalled_with_who_asked() {
     assert_eq!(by("replayed"), [Some("admin API from 127.0.0.1:40001".to_string())], "{events:?}");
     assert_eq!(by("purged"), [Some("admin API from 127.0.0.1:40001".to_string())], "{events:?}");
 }
+
+#[tokio::test]
+async fn an_action_posted_as_a_form_or_plain_text_does_nothing() {
+    // Another site's page can send these without asking first (no CORS preflight); they must not act.
+    let f = fixture();
+    f.receive("M1").await;
+    f.dead_letter_oldest();
+    for content_type in ["text/plain", "application/x-www-form-urlencoded"] {
+        let request = Request::post("/api/dlq/lab/purge").header(header::CONTENT_TYPE, content_type).body(Body::from(r#"{"all": true}"#)).unwrap();
+        let (status, _, body) = f.call(None, request).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{content_type}: {body}");
+    }
+    assert_eq!(f.state.queues.depths().iter().find(|d| d.connector == "lab").map(|d| d.dead_letter), Some(1), "nothing purged");
+}
+
+#[tokio::test]
+async fn without_a_token_a_request_for_another_sites_name_is_refused() {
+    let f = fixture();
+    let request = |host: &str| Request::get("/api/outbox").header(header::HOST, host).body(Body::empty()).unwrap();
+    let (status, _, body) = f.call(None, request("rebound.example:9275")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body.contains("rebound.example"), "{body}");
+    assert_eq!(f.call(None, request("127.0.0.1:9275")).await.0, StatusCode::OK);
+    assert_eq!(f.call(None, request("localhost:9275")).await.0, StatusCode::OK);
+    // With a token, the token is the guard (a page elsewhere cannot have it).
+    let with_token = Request::get("/api/outbox").header(header::HOST, "engine.hospital.example").header(header::AUTHORIZATION, "Bearer s3cret").body(Body::empty()).unwrap();
+    assert_eq!(f.call(Some("s3cret"), with_token).await.0, StatusCode::OK);
+}

@@ -87,7 +87,8 @@ pub fn escape(text: &str, delims: &Delimiters, charset: Charset) -> Vec<u8> {
             _ if Some(c as u32) == delims.escape.map(u32::from) => Some(b"E"),
             _ if Some(c as u32) == delims.subcomponent.map(u32::from) => Some(b"T"),
             _ if Some(c as u32) == delims.truncation.map(u32::from) => Some(b"P"),
-            '\n' => Some(b".br"),
+            // `\.br\` holds a dot: where the dot is a separator, `\X0A\` (below) says the same.
+            '\n' if !delims.is_special(b'.') => Some(b".br"),
             _ => None,
         };
         match (seq, esc) {
@@ -132,6 +133,17 @@ mod tests {
         assert_eq!(unescape(br"M\XFC\ller", &d, Charset::Latin1), "Müller");
         assert_eq!(unescape(br"\XC3BC\", &d, Charset::Utf8), "ü");
         assert_eq!(unescape(br"\H\bold\N\", &d, Charset::Utf8), "bold");
+    }
+
+    #[test]
+    fn a_line_break_is_hex_escaped_where_the_dot_is_a_separator() {
+        // Found by the escape_roundtrip fuzzer (tests/fuzz): `\.br\` would put
+        // a raw separator into the field and split it.
+        let d = Delimiters::from_msh(b'|', b"^~\\.").unwrap();
+        let escaped = escape("a\nb", &d, Charset::Utf8);
+        assert!(!escaped.contains(&b'.'), "{:?}", String::from_utf8_lossy(&escaped));
+        assert_eq!(unescape(&escaped, &d, Charset::Utf8), "a\nb");
+        assert_eq!(escape("a\nb", &std(), Charset::Utf8), b"a\\.br\\b", "the usual delimiters keep `\\.br\\`");
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod interface;
 pub mod journal;
 pub use sluice_hl7 as hl7;
 pub mod logging;
+pub mod memory;
 pub mod metrics;
 pub mod mllp;
 pub mod outbox;

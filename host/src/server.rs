@@ -61,6 +61,7 @@ pub async fn run(config: Config, source: ConfigSource, shutdown: CancellationTok
     };
     let watcher = crate::plugin::watch(catalog.clone(), shutdown.child_token())?;
     let compaction = store.journal().compact_periodically(shutdown.child_token());
+    let trimming = crate::memory::trim_after_storms(metrics.clone(), shutdown.child_token());
     let pipeline =
         Arc::new(Pipeline::new(config.charset_policy(), store.handle(), metrics.clone()).with_plugins(catalog.clone()).with_rejected(store.rejected()));
     let delivery = Arc::new(Delivery::start(&config, store.queues(), catalog.clone(), metrics.clone()).await);
@@ -137,6 +138,7 @@ pub async fn run(config: Config, source: ConfigSource, shutdown: CancellationTok
     drop(pipeline);
     watcher.abort();
     compaction.abort();
+    trimming.abort();
     tokio::task::spawn_blocking(move || store.close()).await??;
     tracing::info!(frames = metrics.frames.get(), duplicates = metrics.duplicates.get(), ignored_bytes = metrics.ignored_bytes.get(), "store flushed; stopped");
     Ok(())

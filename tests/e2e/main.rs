@@ -18,3 +18,4 @@ mod plugins;
 mod tls;
 mod operations;
 mod console;
+mod storms;

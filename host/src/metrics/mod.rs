@@ -85,6 +85,8 @@ pub struct Metrics {
     pub acks_suppressed: Counter,
     /// Messages not accepted whose connection was closed instead of a NACK (sender policy).
     pub nacks_closed: Counter,
+    /// Times freed memory was returned to the system after connections closed.
+    pub memory_trims: Counter,
     /// Bytes the journal takes on disk (set at scrape time).
     pub journal_bytes: Gauge,
     /// From a frame's last byte read to its ACK written.
@@ -127,6 +129,7 @@ impl Default for Metrics {
             acks,
             acks_suppressed: Counter::default(),
             nacks_closed: Counter::default(),
+            memory_trims: Counter::default(),
             journal_bytes: Gauge::default(),
             ack_latency: Histogram::new(ACK_BUCKETS),
             plugin_calls: Family::new(&["plugin", "world"], || Histogram::new(PLUGIN_BUCKETS)),
@@ -171,6 +174,7 @@ impl Default for Metrics {
         r.register("dead_letter_depth", "Messages in a connector's dead-letter queue", metrics.dead_letter_depth.clone());
         r.register_with_unit("journal", "Bytes the message journal takes on disk (files and memtables)", Unit::Bytes, metrics.journal_bytes.clone());
         r.register("nacks_closed", "Messages not accepted whose connection was closed instead of a NACK (sender policy)", metrics.nacks_closed.clone());
+        r.register("memory_trims", "Times freed memory was returned to the system after connections closed", metrics.memory_trims.clone());
         r.register(
             "interface_messages",
             "Messages per interface and sender (MSH-3^MSH-4), by what the sender got: the ACK code, none, closed",

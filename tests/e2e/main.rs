@@ -18,4 +18,5 @@ mod plugins;
 mod tls;
 mod operations;
 mod console;
+mod crash_drill;
 mod storms;

@@ -166,7 +166,7 @@ fn keep_restart_only(old: &Config, mut new: Config) -> (Config, Vec<&'static str
             }
         )*};
     }
-    keep!(data_dir, plugins_dir, plugin_cache_dir, dedupe_window, rejected_retention, journal, charset, log, log_phi, admin, outbound_tls);
+    keep!(data_dir, plugins_dir, plugin_cache_dir, dedupe_window, rejected_retention, min_free_disk, journal, charset, log, log_phi, admin, outbound_tls);
     (new, kept)
 }
 

@@ -52,7 +52,12 @@ pub async fn run(config: Config, source: ConfigSource, shutdown: CancellationTok
     let (reload_tx, reload_rx) = mpsc::unbounded_channel();
     let signals = crate::reload::on_signals(reload_tx.clone(), shutdown.child_token())?;
     let connectors: Vec<Arc<str>> = config.connectors.keys().map(|name| Arc::from(name.as_str())).collect();
-    let options = StoreOptions { dedupe_window: config.dedupe_window, rejected_retention: config.rejected_retention, journal: config.journal.clone() };
+    let options = StoreOptions {
+        dedupe_window: config.dedupe_window,
+        rejected_retention: config.rejected_retention,
+        journal: config.journal.clone(),
+        min_free_disk: config.min_free_disk.0,
+    };
     let store = Store::open(&config.data_dir, options, &connectors)?;
     let config = Arc::new(config);
     let catalog = {
@@ -105,6 +110,7 @@ pub async fn run(config: Config, source: ConfigSource, shutdown: CancellationTok
         rejected: Some(store.rejected()),
         journal: Some(store.journal()),
         rates: Arc::default(),
+        disk: Some(store.disk()),
     };
     let admin = crate::admin::start(&config, admin_state, &shutdown)?;
     ready.store(true, Ordering::SeqCst);

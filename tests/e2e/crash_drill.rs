@@ -91,7 +91,12 @@ fn kill_9_at_random_moments_loses_no_acknowledged_message() {
             if missing.is_empty() {
                 break received;
             }
-            assert!(started.elapsed() < limit, "`{name}` lacks {} acknowledged messages after {limit:?}, e.g. {:?}", missing.len(), &missing[..missing.len().min(10)]);
+            assert!(
+                started.elapsed() < limit,
+                "`{name}` lacks {} acknowledged messages after {limit:?}, e.g. {:?}",
+                missing.len(),
+                &missing[..missing.len().min(10)]
+            );
             std::thread::sleep(Duration::from_millis(100));
         };
         // In order per connection: the first delivery of each message follows the order it was sent in.

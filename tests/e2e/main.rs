@@ -19,4 +19,5 @@ mod tls;
 mod operations;
 mod console;
 mod crash_drill;
+mod disk;
 mod storms;

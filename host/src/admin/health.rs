@@ -13,6 +13,13 @@ pub async fn healthz() -> &'static str {
 }
 
 /// 200 once the MLLP listener accepts, 503 while starting or draining.
-pub async fn readyz(State(state): State<AdminState>) -> (StatusCode, &'static str) {
-    if state.ready.load(Ordering::SeqCst) { (StatusCode::OK, "ready\n") } else { (StatusCode::SERVICE_UNAVAILABLE, "not ready\n") }
+pub async fn readyz(State(state): State<AdminState>) -> (StatusCode, String) {
+    if !state.ready.load(Ordering::SeqCst) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "not ready\n".into());
+    }
+    // New messages would get AE: a load balancer should send them elsewhere.
+    if let Some(reason) = state.disk.as_ref().and_then(|disk| disk.shortage()) {
+        return (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {reason}\n"));
+    }
+    (StatusCode::OK, "ready\n".into())
 }

@@ -49,6 +49,8 @@ pub struct AdminState {
     pub journal: Option<Journal>,
     /// What the console's live chart and delivery rates show, sampled each second.
     pub rates: Arc<Rates>,
+    /// Free space on the data directory (`None` in tests without a store on disk).
+    pub disk: Option<Arc<crate::outbox::DiskSpace>>,
 }
 
 /// A bound, not yet serving, admin listener.

@@ -34,7 +34,7 @@ fn fixture() -> Fixture {
     let connectors: Vec<Arc<str>> = vec![Arc::from("lab"), Arc::from("archive")];
     let store = Store::open(
         &dir.path().join("data"),
-        StoreOptions { dedupe_window: Duration::ZERO, rejected_retention: std::time::Duration::ZERO, journal: Default::default() },
+        StoreOptions { dedupe_window: Duration::ZERO, rejected_retention: std::time::Duration::ZERO, journal: Default::default(), min_free_disk: 0 },
         &connectors,
     )
     .unwrap();
@@ -47,6 +47,7 @@ fn fixture() -> Fixture {
         rejected: Some(store.rejected()),
         journal: Some(store.journal()),
         rates: Arc::default(),
+        disk: None,
     };
     Fixture { _dir: dir, store, state }
 }

@@ -87,6 +87,10 @@ pub struct Config {
     /// reason) are kept in the rejected store; 0 keeps them until purged.
     #[serde(with = "humantime_serde")]
     pub rejected_retention: Duration,
+    /// Below this much free space on the data directory's filesystem new
+    /// messages get AE and `/readyz` says not ready, so the store never runs
+    /// out of space mid-write (0: no check).
+    pub min_free_disk: ByteSize,
     /// The message journal: what arrived, what the sender got, each connector's history.
     pub journal: crate::journal::JournalConfig,
 }
@@ -292,6 +296,7 @@ impl Default for Config {
             outbound_tls: OutboundTls::new(),
             interfaces: BTreeMap::new(),
             rejected_retention: Duration::from_secs(30 * 24 * 3600),
+            min_free_disk: ByteSize(256 * 1024 * 1024),
             journal: crate::journal::JournalConfig::default(),
         }
     }

@@ -47,6 +47,8 @@ pub(super) struct Committer {
     /// Queue depths and the delivery workers' wake-ups.
     pub activity: Arc<Activity>,
     pub journal: Journal,
+    /// Writes that add messages wait for room on the disk.
+    pub disk: Arc<super::DiskSpace>,
 }
 
 impl Committer {
@@ -66,6 +68,7 @@ impl Committer {
     }
 
     fn write(&mut self, requests: &[CommitRequest]) -> Result<Vec<Committed>, StoreError> {
+        self.disk.ensure_room()?;
         for connector in requests.iter().flat_map(|r| &r.message.connectors) {
             self.know(connector)?;
         }
@@ -187,6 +190,7 @@ impl Committer {
     /// appended to the outbox's tail, the resend audited in the journal;
     /// one synced write. Returns the new message ID.
     pub fn resend(&mut self, connector: &Arc<str>, mut meta: MessageMeta, raw: &[u8], journal_id: u64, by: &str) -> Result<u64, StoreError> {
+        self.disk.ensure_room()?;
         let messages = self.db.cf_handle(keys::MESSAGES).ok_or(StoreError::MissingColumnFamily(keys::MESSAGES))?;
         let meta_cf = self.db.cf_handle(keys::META).ok_or(StoreError::MissingColumnFamily(keys::META))?;
         let id = self.next_message_id;

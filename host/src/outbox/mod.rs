@@ -2,6 +2,7 @@
 //! together with the WAL synced before the sender gets its ACK (DESIGN §4).
 
 mod committer;
+mod disk;
 mod keys;
 mod queue;
 mod record;
@@ -9,6 +10,7 @@ mod rejected;
 mod store;
 
 pub use committer::NewMessage;
+pub use disk::DiskSpace;
 pub use keys::dedupe_key;
 pub(crate) use keys::read_u64;
 pub use queue::{DeadLetter, DeliveryActivity, QueueDepth, Queued, Queues, Selection};
@@ -42,6 +44,8 @@ pub enum StoreError {
     Closed,
     #[error("{0}")]
     BadQuery(String),
+    #[error("{0}")]
+    DiskFull(String),
 }
 
 #[cfg(test)]

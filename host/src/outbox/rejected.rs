@@ -51,6 +51,7 @@ pub struct Rejected {
     last_id: Arc<Mutex<u64>>,
     /// Refused messages are journalled too, in the same write.
     journal: Journal,
+    disk: Arc<super::DiskSpace>,
 }
 
 /// Column family options: refused messages older than `retention` go at compaction.
@@ -66,16 +67,17 @@ pub(super) fn rejected_options(mut opts: Options, retention: Duration) -> Option
 }
 
 impl Rejected {
-    pub(super) fn open(db: Arc<DB>, journal: Journal) -> Result<Rejected, StoreError> {
+    pub(super) fn open(db: Arc<DB>, journal: Journal, disk: Arc<super::DiskSpace>) -> Result<Rejected, StoreError> {
         let cf = db.cf_handle(keys::REJECTED).ok_or(StoreError::MissingColumnFamily(keys::REJECTED))?;
         let last_id = db.iterator_cf(cf, IteratorMode::End).next().transpose()?.and_then(|(key, _)| keys::read_u64(&key)).unwrap_or(0);
-        Ok(Rejected { db: db.clone(), last_id: Arc::new(Mutex::new(last_id)), journal })
+        Ok(Rejected { db: db.clone(), last_id: Arc::new(Mutex::new(last_id)), journal, disk })
     }
 
     /// Writes one refused message, and its journal entry with the ACK sent
     /// (`ack`, empty for none) and PID-3.1, synced (its sender will not send
     /// it again); returns its ID.
     pub fn keep(&self, record: &RejectedRecord, raw: &[u8], ack: &[u8], patient_id: &str) -> Result<u64, StoreError> {
+        self.disk.ensure_room()?;
         let id = {
             let mut last = super::store::lock(&self.last_id);
             *last = (*last + 1).max(record.received_at_ms << ID_SHIFT);

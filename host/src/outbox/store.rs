@@ -14,7 +14,7 @@ use super::committer::{CommitRequest, Committer, NewMessage};
 use super::queue::{Activity, Queues};
 use super::record::DedupeEntry;
 use super::rejected::{Rejected, rejected_options};
-use super::{Committed, StoreError, keys};
+use super::{Committed, DiskSpace, StoreError, keys};
 use crate::journal::Journal;
 
 #[derive(Debug, Clone)]
@@ -24,12 +24,14 @@ pub struct StoreOptions {
     /// How long refused messages are kept; zero keeps them.
     pub rejected_retention: Duration,
     pub journal: crate::journal::JournalConfig,
+    /// Free bytes the data directory's filesystem must keep; below it new messages get AE (0: no check).
+    pub min_free_disk: u64,
 }
 
 impl StoreOptions {
     /// No duplicate window, nothing expires, the journal on (for tests).
     pub fn plain() -> StoreOptions {
-        StoreOptions { dedupe_window: Duration::ZERO, rejected_retention: Duration::ZERO, journal: crate::journal::JournalConfig::default() }
+        StoreOptions { dedupe_window: Duration::ZERO, rejected_retention: Duration::ZERO, journal: crate::journal::JournalConfig::default(), min_free_disk: 0 }
     }
 }
 
@@ -40,6 +42,7 @@ pub struct Store {
     queues: Queues,
     rejected: Rejected,
     journal: Journal,
+    disk: Arc<DiskSpace>,
 }
 
 /// A cheap, cloneable handle to commit messages through.
@@ -197,12 +200,25 @@ impl Store {
 
         let activity = Arc::new(Activity::count(&db, connectors)?);
         let journal = Journal::open(db.clone(), options.journal.clone())?;
-        let committer =
-            Committer { db: db.clone(), dedupe_window: options.dedupe_window, next_message_id, last_seq, activity: activity.clone(), journal: journal.clone() };
+        let disk = Arc::new(DiskSpace::new(dir, options.min_free_disk));
+        let committer = Committer {
+            db: db.clone(),
+            dedupe_window: options.dedupe_window,
+            next_message_id,
+            last_seq,
+            activity: activity.clone(),
+            journal: journal.clone(),
+            disk: disk.clone(),
+        };
         let handle = CommitHandle::new(Some(committer));
         let queues = Queues::new(db.clone(), handle.clone(), activity, journal.clone());
-        let rejected = Rejected::open(db.clone(), journal.clone())?;
-        Ok(Store { db, handle, queues, rejected, journal })
+        let rejected = Rejected::open(db.clone(), journal.clone(), disk.clone())?;
+        Ok(Store { db, handle, queues, rejected, journal, disk })
+    }
+
+    /// Free space on the data directory, as the writes see it (for `/readyz`).
+    pub fn disk(&self) -> Arc<DiskSpace> {
+        self.disk.clone()
     }
 
     pub fn handle(&self) -> CommitHandle {

@@ -37,7 +37,7 @@ async fn concurrent_commits_get_unique_contiguous_sequences_that_survive_reopeni
     let connectors: Vec<Arc<str>> = vec![Arc::from("a"), Arc::from("b")];
     let store = Store::open(
         dir.path(),
-        StoreOptions { dedupe_window: Duration::from_secs(60), rejected_retention: std::time::Duration::ZERO, journal: Default::default() },
+        StoreOptions { dedupe_window: Duration::from_secs(60), rejected_retention: std::time::Duration::ZERO, journal: Default::default(), min_free_disk: 0 },
         &connectors,
     )
     .unwrap();
@@ -61,7 +61,7 @@ async fn concurrent_commits_get_unique_contiguous_sequences_that_survive_reopeni
 
     let store = Store::open(
         dir.path(),
-        StoreOptions { dedupe_window: Duration::from_secs(60), rejected_retention: std::time::Duration::ZERO, journal: Default::default() },
+        StoreOptions { dedupe_window: Duration::from_secs(60), rejected_retention: std::time::Duration::ZERO, journal: Default::default(), min_free_disk: 0 },
         &connectors,
     )
     .unwrap();
@@ -80,7 +80,7 @@ async fn concurrent_commits_get_unique_contiguous_sequences_that_survive_reopeni
     let three: Vec<Arc<str>> = vec![Arc::from("a"), Arc::from("b"), Arc::from("c")];
     let store = Store::open(
         dir.path(),
-        StoreOptions { dedupe_window: Duration::from_secs(60), rejected_retention: std::time::Duration::ZERO, journal: Default::default() },
+        StoreOptions { dedupe_window: Duration::from_secs(60), rejected_retention: std::time::Duration::ZERO, journal: Default::default(), min_free_disk: 0 },
         &three,
     )
     .unwrap();
@@ -95,7 +95,7 @@ async fn a_closed_store_refuses_commits() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(
         dir.path(),
-        StoreOptions { dedupe_window: Duration::ZERO, rejected_retention: std::time::Duration::ZERO, journal: Default::default() },
+        StoreOptions { dedupe_window: Duration::ZERO, rejected_retention: std::time::Duration::ZERO, journal: Default::default(), min_free_disk: 0 },
         &[],
     )
     .unwrap();
@@ -114,7 +114,7 @@ async fn a_message_leaves_the_store_once_every_connector_is_done_with_it() {
     let connectors: Vec<Arc<str>> = vec![Arc::from("a"), Arc::from("b")];
     let store = Store::open(
         dir.path(),
-        StoreOptions { dedupe_window: Duration::ZERO, rejected_retention: std::time::Duration::ZERO, journal: Default::default() },
+        StoreOptions { dedupe_window: Duration::ZERO, rejected_retention: std::time::Duration::ZERO, journal: Default::default(), min_free_disk: 0 },
         &connectors,
     )
     .unwrap();
@@ -145,7 +145,7 @@ async fn a_message_leaves_the_store_once_every_connector_is_done_with_it() {
 async fn dead_letters_replay_to_the_tail_of_the_outbox_and_counts_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let connectors: Vec<Arc<str>> = vec![Arc::from("lab")];
-    let options = StoreOptions { dedupe_window: Duration::ZERO, rejected_retention: std::time::Duration::ZERO, journal: Default::default() };
+    let options = StoreOptions { dedupe_window: Duration::ZERO, rejected_retention: std::time::Duration::ZERO, journal: Default::default(), min_free_disk: 0 };
     {
         let store = Store::open(dir.path(), options.clone(), &connectors).unwrap();
         let queues = store.queues();
@@ -180,7 +180,7 @@ async fn dead_letters_replay_to_the_tail_of_the_outbox_and_counts_survive_a_rest
 async fn delivery_activity_counts_deliveries_and_keeps_the_last_error() {
     let dir = tempfile::tempdir().unwrap();
     let connectors: Vec<Arc<str>> = vec![Arc::from("lab"), Arc::from("archive")];
-    let options = StoreOptions { dedupe_window: Duration::ZERO, rejected_retention: std::time::Duration::ZERO, journal: Default::default() };
+    let options = StoreOptions { dedupe_window: Duration::ZERO, rejected_retention: std::time::Duration::ZERO, journal: Default::default(), min_free_disk: 0 };
     let store = Store::open(dir.path(), options, &connectors).unwrap();
     let queues = store.queues();
     for id in ["M1", "M2", "M3"] {

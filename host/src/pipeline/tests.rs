@@ -33,7 +33,7 @@ async fn accepted_message_is_stored_then_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(
         dir.path(),
-        StoreOptions { dedupe_window: std::time::Duration::from_secs(60), rejected_retention: std::time::Duration::ZERO, journal: Default::default() },
+        StoreOptions { dedupe_window: std::time::Duration::from_secs(60), rejected_retention: std::time::Duration::ZERO, journal: Default::default(), min_free_disk: 0 },
         &[Arc::from("lab"), Arc::from("archive")],
     )
     .unwrap();
@@ -52,7 +52,7 @@ async fn accepted_message_is_stored_then_acknowledged() {
 
     let store = Store::open(
         dir.path(),
-        StoreOptions { dedupe_window: std::time::Duration::from_secs(60), rejected_retention: std::time::Duration::ZERO, journal: Default::default() },
+        StoreOptions { dedupe_window: std::time::Duration::from_secs(60), rejected_retention: std::time::Duration::ZERO, journal: Default::default(), min_free_disk: 0 },
         &[Arc::from("lab")],
     )
     .unwrap();
@@ -106,7 +106,7 @@ async fn a_close_policy_answers_nothing_and_keeps_the_message() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(
         dir.path(),
-        StoreOptions { dedupe_window: std::time::Duration::ZERO, rejected_retention: std::time::Duration::ZERO, journal: Default::default() },
+        StoreOptions { dedupe_window: std::time::Duration::ZERO, rejected_retention: std::time::Duration::ZERO, journal: Default::default(), min_free_disk: 0 },
         &[],
     )
     .unwrap();

@@ -22,6 +22,8 @@ const MAX_CONNECTIONS_SHOWN: usize = 100;
 pub struct Overview {
     pub now_ms: u64,
     pub ready: bool,
+    /// Why `/readyz` says not ready while the server runs (a disk nearly full).
+    pub not_ready_because: Option<String>,
     /// Messages answered per second, by what the sender got.
     pub answers: AnswerSeries,
     pub interfaces: Vec<InterfaceOverview>,
@@ -83,9 +85,11 @@ pub async fn overview(State(state): State<AdminState>) -> Json<Overview> {
             }
         })
         .collect();
+    let not_ready_because = state.disk.as_ref().and_then(|disk| disk.shortage());
     Json(Overview {
         now_ms: now_ms(),
-        ready: state.ready.load(Ordering::SeqCst),
+        ready: state.ready.load(Ordering::SeqCst) && not_ready_because.is_none(),
+        not_ready_because,
         answers: state.rates.answers(),
         interfaces,
         connectors,

@@ -253,7 +253,7 @@ function overview(data) {
       stat('stat-connections', open.toLocaleString('en'), 'open connections'),
       stat('stat-backlog', backlog.toLocaleString('en'), 'waiting in outboxes'),
       stat('stat-dead', dead.toLocaleString('en'), 'dead letters'),
-      stat('stat-ready', data.ready ? badge('ready') : badge('not ready', 'not-ready'), `journal ${bytes(data.journal_bytes)}`)),
+      stat('stat-ready', data.ready ? badge('ready') : badge('not ready', 'not-ready'), data.not_ready_because ?? `journal ${bytes(data.journal_bytes)}`)),
     h('h2', {}, 'Messages per second by answer, last 15 minutes'),
     h('div', { class: 'panel chart', id: 'chart' }, chart(data.answers)),
     h('h2', {}, 'Connectors'),

@@ -147,6 +147,17 @@ mod tests {
     }
 
     #[test]
+    fn the_stand_in_for_a_character_the_charset_lacks_is_escaped_where_it_is_a_separator() {
+        // Found by the ack_builder fuzzer (tests/fuzz): with `?` as the escape
+        // character, the `?` written for a character Latin-1 cannot hold
+        // opened a bogus escape sequence.
+        let d = Delimiters::from_msh(b'|', b"^~?&").unwrap();
+        let escaped = escape("a\u{2713}b\u{3}c", &d, Charset::Latin1);
+        assert_eq!(unescape(&escaped, &d, Charset::Latin1), "a?b\u{3}c", "{:?}", String::from_utf8_lossy(&escaped));
+        assert_eq!(escape("a\u{2713}b", &std(), Charset::Latin1), b"a?b", "a plain `?` where it is not special");
+    }
+
+    #[test]
     fn keeps_unknown_and_unterminated_sequences() {
         let d = std();
         assert_eq!(unescape(br"\Zabc\", &d, Charset::Utf8), r"\Zabc\");

@@ -63,6 +63,15 @@ impl Charset {
         }
     }
 
+    /// Whether this set can represent `c`.
+    pub fn holds(self, c: char) -> bool {
+        match self {
+            Charset::Utf8 => true,
+            Charset::Ascii => c.is_ascii(),
+            Charset::Latin1 => (c as u32) < 256,
+        }
+    }
+
     /// Encodes one character, or `None` when this set cannot represent it.
     pub fn encode_char(self, c: char, out: &mut Vec<u8>) -> bool {
         match self {

@@ -80,6 +80,9 @@ pub fn escape(text: &str, delims: &Delimiters, charset: Charset) -> Vec<u8> {
     let mut out = Vec::with_capacity(text.len());
     let esc = delims.escape;
     for c in text.chars() {
+        // What the charset cannot hold is written `?`, escaped like any other
+        // `?` (a message may declare it as a separator).
+        let c = if charset.holds(c) { c } else { '?' };
         let seq: Option<&[u8]> = match c {
             _ if c as u32 == delims.field as u32 => Some(b"F"),
             _ if c as u32 == delims.component as u32 => Some(b"S"),
@@ -107,9 +110,7 @@ pub fn escape(text: &str, delims: &Delimiters, charset: Charset) -> Vec<u8> {
             }
             (None, None) if c.is_ascii_control() => out.push(b' '),
             _ => {
-                if !charset.encode_char(c, &mut out) {
-                    out.push(b'?');
-                }
+                charset.encode_char(c, &mut out);
             }
         }
     }

@@ -72,24 +72,17 @@ impl Charset {
         }
     }
 
-    /// Encodes one character, or `None` when this set cannot represent it.
+    /// Encodes one character; false (and nothing written) when this set cannot represent it.
     pub fn encode_char(self, c: char, out: &mut Vec<u8>) -> bool {
-        match self {
-            Charset::Utf8 => {
-                let mut buf = [0u8; 4];
-                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-                true
-            }
-            Charset::Ascii if c.is_ascii() => {
-                out.push(c as u8);
-                true
-            }
-            Charset::Latin1 if (c as u32) < 256 => {
-                out.push(c as u32 as u8);
-                true
-            }
-            _ => false,
+        if !self.holds(c) {
+            return false;
         }
+        match self {
+            Charset::Utf8 => out.extend_from_slice(c.encode_utf8(&mut [0u8; 4]).as_bytes()),
+            // Both hold only code points below 256 here, each one byte of the same value.
+            Charset::Ascii | Charset::Latin1 => out.push(c as u32 as u8),
+        }
+        true
     }
 }
 

@@ -101,6 +101,13 @@ fn a_full_disk_gets_ae_and_not_ready_until_space_is_freed_and_loses_nothing() {
     }
     assert_eq!(http_get(admin, "/readyz", None).0, 200);
     assert_eq!(sluice.outbox("lab"), acked, "every acknowledged message is queued, in order; no AE'd one is");
+    // The shortage is logged when it starts and when it ends, not once per refused message:
+    // a log line per message would itself fill a disk that is already short.
+    let log = sluice.log();
+    let errors: Vec<&str> = log.lines().filter(|l| l.contains("ERROR")).collect();
+    assert_eq!(errors.len(), 1, "one ERROR line for the whole shortage: {errors:#?}");
+    assert!(errors[0].contains("disk nearly full"), "{errors:#?}");
+    assert_eq!(log.matches("accepting messages again").count(), 1, "{log}");
 }
 
 #[test]

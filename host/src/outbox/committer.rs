@@ -54,8 +54,13 @@ pub(super) struct Committer {
 impl Committer {
     pub fn commit(&mut self, requests: &mut Vec<CommitRequest>) {
         let result = self.write(requests);
-        if let Err(err) = &result {
-            tracing::error!(error = %err, messages = requests.len(), "durable write failed; the batch is answered with AE");
+        match &result {
+            // DiskSpace logs the shortage once when it starts; a line per batch would flood the log while it lasts.
+            Err(err @ StoreError::DiskFull(_)) => {
+                tracing::debug!(error = %err, messages = requests.len(), "batch refused for lack of disk space; answered with AE")
+            }
+            Err(err) => tracing::error!(error = %err, messages = requests.len(), "durable write failed; the batch is answered with AE"),
+            Ok(_) => {}
         }
         for (i, request) in requests.drain(..).enumerate() {
             let outcome = match &result {

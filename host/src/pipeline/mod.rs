@@ -17,7 +17,7 @@ use crate::hl7::{Charset, CharsetPolicy, Delimiters, Header, Message};
 use crate::interface::{InterfaceRules, SenderPolicy, sender_label};
 use crate::journal::JournalFacts;
 use crate::metrics::Metrics;
-use crate::outbox::{CommitHandle, Committed, MessageMeta, NewMessage, Rejected, RejectedRecord, dedupe_key};
+use crate::outbox::{CommitHandle, Committed, MessageMeta, NewMessage, Rejected, RejectedRecord, StoreError, dedupe_key};
 use crate::plugin::{Catalog, MessageScope};
 
 pub use reply::Reply;
@@ -228,6 +228,8 @@ impl Pipeline {
         // A synced write: off the runtime threads, it is not on the accepted path.
         match tokio::task::spawn_blocking(move || rejected.keep(&record, &raw, &ack, &patient)).await {
             Ok(Ok(id)) => tracing::debug!(%peer, id, "refused message kept in the rejected store"),
+            // The shortage itself is logged once, when it starts.
+            Ok(Err(err @ StoreError::DiskFull(_))) => tracing::debug!(%peer, error = %err, "refused message not kept: disk nearly full"),
             Ok(Err(err)) => tracing::error!(%peer, interface = %interface.name, error = %err, "refused message could not be kept in the rejected store"),
             Err(err) => tracing::error!(%peer, error = %err, "rejected store write did not finish"),
         }

@@ -32,7 +32,7 @@ pub fn trim_after_storms(metrics: Arc<Metrics>, stop: CancellationToken) -> toki
                 _ = tick.tick() => {}
             }
             let closed_now = closed();
-            if closed_now - closed_at_last_trim.min(closed_now) >= CLOSED_BEFORE_TRIM {
+            if closed_now.saturating_sub(closed_at_last_trim) >= CLOSED_BEFORE_TRIM {
                 closed_at_last_trim = closed_now;
                 // Walks the heap: off the runtime threads.
                 let _ = tokio::task::spawn_blocking(release_freed_memory).await;

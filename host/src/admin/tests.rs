@@ -32,12 +32,7 @@ struct Fixture {
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let connectors: Vec<Arc<str>> = vec![Arc::from("lab"), Arc::from("archive")];
-    let store = Store::open(
-        &dir.path().join("data"),
-        StoreOptions { dedupe_window: Duration::ZERO, rejected_retention: std::time::Duration::ZERO, journal: Default::default(), min_free_disk: 0 },
-        &connectors,
-    )
-    .unwrap();
+    let store = Store::open(&dir.path().join("data"), StoreOptions::plain(), &connectors).unwrap();
     let state = AdminState {
         queues: store.queues(),
         metrics: Arc::default(),

@@ -35,12 +35,7 @@ fn seqs(queues: &Queues, connector: &str) -> Vec<(u64, String)> {
 async fn concurrent_commits_get_unique_contiguous_sequences_that_survive_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let connectors: Vec<Arc<str>> = vec![Arc::from("a"), Arc::from("b")];
-    let store = Store::open(
-        dir.path(),
-        StoreOptions { dedupe_window: Duration::from_secs(60), rejected_retention: std::time::Duration::ZERO, journal: Default::default(), min_free_disk: 0 },
-        &connectors,
-    )
-    .unwrap();
+    let store = Store::open(dir.path(), StoreOptions { dedupe_window: Duration::from_secs(60), ..StoreOptions::plain() }, &connectors).unwrap();
     let mut tasks = Vec::new();
     for task in 0..16 {
         let (handle, connectors) = (store.handle(), connectors.clone());
@@ -59,12 +54,7 @@ async fn concurrent_commits_get_unique_contiguous_sequences_that_survive_reopeni
     assert!(matches!(again, Committed::Duplicate { ack: Some(ref ack), .. } if ack == &Bytes::from("ACK T3-7")));
     store.close().unwrap();
 
-    let store = Store::open(
-        dir.path(),
-        StoreOptions { dedupe_window: Duration::from_secs(60), rejected_retention: std::time::Duration::ZERO, journal: Default::default(), min_free_disk: 0 },
-        &connectors,
-    )
-    .unwrap();
+    let store = Store::open(dir.path(), StoreOptions { dedupe_window: Duration::from_secs(60), ..StoreOptions::plain() }, &connectors).unwrap();
     let queues = store.queues();
     let a = seqs(&queues, "a");
     assert_eq!(a.len(), 800);
@@ -78,12 +68,7 @@ async fn concurrent_commits_get_unique_contiguous_sequences_that_survive_reopeni
 
     // Reopened (a restart): numbering continues, nothing is reused.
     let three: Vec<Arc<str>> = vec![Arc::from("a"), Arc::from("b"), Arc::from("c")];
-    let store = Store::open(
-        dir.path(),
-        StoreOptions { dedupe_window: Duration::from_secs(60), rejected_retention: std::time::Duration::ZERO, journal: Default::default(), min_free_disk: 0 },
-        &three,
-    )
-    .unwrap();
+    let store = Store::open(dir.path(), StoreOptions { dedupe_window: Duration::from_secs(60), ..StoreOptions::plain() }, &three).unwrap();
     store.handle().commit(new_message("AFTER", &connectors)).await.unwrap();
     let queues = store.queues();
     assert_eq!(seqs(&queues, "a").last().unwrap(), &(801, "AFTER".to_string()));
@@ -93,12 +78,7 @@ async fn concurrent_commits_get_unique_contiguous_sequences_that_survive_reopeni
 #[tokio::test]
 async fn a_closed_store_refuses_commits() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(
-        dir.path(),
-        StoreOptions { dedupe_window: Duration::ZERO, rejected_retention: std::time::Duration::ZERO, journal: Default::default(), min_free_disk: 0 },
-        &[],
-    )
-    .unwrap();
+    let store = Store::open(dir.path(), StoreOptions::plain(), &[]).unwrap();
     let handle = store.handle();
     store.close().unwrap();
     assert!(matches!(handle.commit(new_message("X", &[])).await, Err(StoreError::Closed)));
@@ -112,12 +92,7 @@ fn control_ids(entries: &[Queued]) -> Vec<&str> {
 async fn a_message_leaves_the_store_once_every_connector_is_done_with_it() {
     let dir = tempfile::tempdir().unwrap();
     let connectors: Vec<Arc<str>> = vec![Arc::from("a"), Arc::from("b")];
-    let store = Store::open(
-        dir.path(),
-        StoreOptions { dedupe_window: Duration::ZERO, rejected_retention: std::time::Duration::ZERO, journal: Default::default(), min_free_disk: 0 },
-        &connectors,
-    )
-    .unwrap();
+    let store = Store::open(dir.path(), StoreOptions::plain(), &connectors).unwrap();
     let queues = store.queues();
     let Committed::Stored { message_id } = store.handle().commit(new_message("M1", &connectors)).await.unwrap() else { panic!() };
     store.handle().commit(new_message("M2", &connectors)).await.unwrap();
@@ -145,7 +120,7 @@ async fn a_message_leaves_the_store_once_every_connector_is_done_with_it() {
 async fn dead_letters_replay_to_the_tail_of_the_outbox_and_counts_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let connectors: Vec<Arc<str>> = vec![Arc::from("lab")];
-    let options = StoreOptions { dedupe_window: Duration::ZERO, rejected_retention: std::time::Duration::ZERO, journal: Default::default(), min_free_disk: 0 };
+    let options = StoreOptions::plain();
     {
         let store = Store::open(dir.path(), options.clone(), &connectors).unwrap();
         let queues = store.queues();
@@ -180,7 +155,7 @@ async fn dead_letters_replay_to_the_tail_of_the_outbox_and_counts_survive_a_rest
 async fn delivery_activity_counts_deliveries_and_keeps_the_last_error() {
     let dir = tempfile::tempdir().unwrap();
     let connectors: Vec<Arc<str>> = vec![Arc::from("lab"), Arc::from("archive")];
-    let options = StoreOptions { dedupe_window: Duration::ZERO, rejected_retention: std::time::Duration::ZERO, journal: Default::default(), min_free_disk: 0 };
+    let options = StoreOptions::plain();
     let store = Store::open(dir.path(), options, &connectors).unwrap();
     let queues = store.queues();
     for id in ["M1", "M2", "M3"] {

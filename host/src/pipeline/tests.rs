@@ -33,7 +33,7 @@ async fn accepted_message_is_stored_then_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(
         dir.path(),
-        StoreOptions { dedupe_window: std::time::Duration::from_secs(60), rejected_retention: std::time::Duration::ZERO, journal: Default::default(), min_free_disk: 0 },
+        StoreOptions { dedupe_window: std::time::Duration::from_secs(60), ..StoreOptions::plain() },
         &[Arc::from("lab"), Arc::from("archive")],
     )
     .unwrap();
@@ -50,12 +50,8 @@ async fn accepted_message_is_stored_then_acknowledged() {
     drop(pipeline);
     store.close().unwrap();
 
-    let store = Store::open(
-        dir.path(),
-        StoreOptions { dedupe_window: std::time::Duration::from_secs(60), rejected_retention: std::time::Duration::ZERO, journal: Default::default(), min_free_disk: 0 },
-        &[Arc::from("lab")],
-    )
-    .unwrap();
+    let store =
+        Store::open(dir.path(), StoreOptions { dedupe_window: std::time::Duration::from_secs(60), ..StoreOptions::plain() }, &[Arc::from("lab")]).unwrap();
     let queued = store.queues().outbox("lab", 10).unwrap();
     assert_eq!(queued.len(), 1);
     assert_eq!(queued[0].meta.control_id, "P1");
@@ -104,12 +100,7 @@ async fn unsupported_charset_is_rejected_with_its_location() {
 async fn a_close_policy_answers_nothing_and_keeps_the_message() {
     use crate::config::{AckPolicyConfig, OnNack, SenderRule};
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(
-        dir.path(),
-        StoreOptions { dedupe_window: std::time::Duration::ZERO, rejected_retention: std::time::Duration::ZERO, journal: Default::default(), min_free_disk: 0 },
-        &[],
-    )
-    .unwrap();
+    let store = Store::open(dir.path(), StoreOptions::plain(), &[]).unwrap();
     let (pipeline, metrics) = pipeline(CommitHandle::disconnected());
     let pipeline = pipeline.with_rejected(store.rejected());
     let mut interface = rules();

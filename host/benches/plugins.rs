@@ -159,7 +159,9 @@ fn config_for(scratch: &std::path::Path, name: &str, body: &str) -> anyhow::Resu
 
 fn setup(scratch: &std::path::Path, name: &str, body: &str) -> anyhow::Result<(Rules, Arc<Catalog>)> {
     let config = Arc::new(config_for(scratch, name, body)?);
-    let rules = Rules::from_config(&config);
+    // The default interface's rules, as the server builds them.
+    let specs = config.interface_specs().map_err(|(key, reason)| anyhow::anyhow!("{key}: {reason}"))?;
+    let rules = Rules::for_interface(&specs[0], &config);
     Ok((rules, Arc::new(Catalog::open(config)?)))
 }
 
